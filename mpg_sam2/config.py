@@ -1,0 +1,164 @@
+"""Model configuration: frozen dataclasses and the named presets.
+
+Every width, head count and grid size used by the model code comes from here (or from the
+SAM 2 YAML file named by :class:`SAM2Config`), so one code path serves the released
+Hiera-L + BEiT-3-large checkpoints, the BEiT-3-base "tiny" variant and the small test
+configurations.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+__all__ = [
+    "AggregatorConfig",
+    "BEiT3Config",
+    "MPGSAM2Config",
+    "MaskPriorConfig",
+    "PRESETS",
+    "SAM2Config",
+    "get_preset",
+]
+
+
+@dataclass(frozen=True)
+class BEiT3Config:
+    """The multiway BEiT-3 vision-language encoder (torchscale layout)."""
+
+    embed_dim: int = 1024
+    num_layers: int = 24
+    num_heads: int = 16
+    ffn_dim: int = 4096
+    vocab_size: int = 64010
+    image_size: int = 224
+    patch_size: int = 16
+    # Rows of the text position table. torchscale starts both position tables at row 2
+    # (fairseq's padding offset), so a caption may hold at most max_text_positions - 2 tokens.
+    max_text_positions: int = 1024
+    position_offset: int = 2
+    layer_norm_eps: float = 1e-5
+
+    @property
+    def grid_size(self) -> int:
+        """Patches per side of the BEiT-3 image (14 for 224 px and patch 16)."""
+        return self.image_size // self.patch_size
+
+    @property
+    def num_patches(self) -> int:
+        return self.grid_size**2
+
+    @property
+    def num_vision_tokens(self) -> int:
+        """Class token plus patches (197)."""
+        return self.num_patches + 1
+
+    @property
+    def max_text_tokens(self) -> int:
+        return self.max_text_positions - self.position_offset
+
+
+@dataclass(frozen=True)
+class SAM2Config:
+    """Which SAM 2.0 model to build from the ``sam2`` package's YAML files."""
+
+    # One of "hiera_t", "hiera_s", "hiera_b+", "hiera_l": configs/sam2/sam2_<variant>.yaml.
+    variant: str = "hiera_l"
+    image_size: int = 1024
+    # The authors' config keeps up to 16 object pointers in memory attention (SAM 2 default).
+    max_obj_ptrs_in_encoder: int = 16
+
+    @property
+    def config_file(self) -> str:
+        return f"configs/sam2/sam2_{self.variant}.yaml"
+
+
+@dataclass(frozen=True)
+class MaskPriorConfig:
+    """The mask prior generator (paper §3.3); its width is the BEiT-3 width."""
+
+    num_heads: int = 8
+    ffn_dim: int = 4096
+    # Queries per attention call over the T*196 video tokens. Bounds the working memory of
+    # the space-time self-attention without changing any number.
+    attention_query_chunk: int = 4096
+
+
+@dataclass(frozen=True)
+class AggregatorConfig:
+    """The hierarchical global-historical aggregator (paper §3.4); width is SAM 2's."""
+
+    num_heads: int = 8
+    ffn_dim: int = 1024
+    # p_g: side of the square patches the global context is compressed with (pixel level).
+    global_patch_size: int = 2
+
+
+@dataclass(frozen=True)
+class MPGSAM2Config:
+    """The whole model. ``prompt_dim`` must equal the SAM 2 width (checked at build time)."""
+
+    beit3: BEiT3Config = field(default_factory=BEiT3Config)
+    sam2: SAM2Config = field(default_factory=SAM2Config)
+    mask_prior: MaskPriorConfig = field(default_factory=MaskPriorConfig)
+    aggregator: AggregatorConfig = field(default_factory=AggregatorConfig)
+    prompt_dim: int = 256
+    # The authors set the tokenizer's pad token to <unk> (id 3); see tokenizer.py.
+    pad_token_id: int = 3
+    bos_token_id: int = 0
+    eos_token_id: int = 2
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"model_type": "mpg_sam2", **dataclasses.asdict(self)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "MPGSAM2Config":
+        """Inverse of :meth:`to_dict`; unknown keys are an error so typos do not pass silently."""
+        data = {k: v for k, v in data.items() if k != "model_type"}
+        nested = {
+            "beit3": BEiT3Config,
+            "sam2": SAM2Config,
+            "mask_prior": MaskPriorConfig,
+            "aggregator": AggregatorConfig,
+        }
+        kwargs: dict[str, Any] = {}
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown MPG-SAM 2 config fields {unknown}; known fields: {sorted(known)}")
+        for name, value in data.items():
+            if name in nested:
+                sub = nested[name]
+                sub_known = {f.name for f in dataclasses.fields(sub)}
+                bad = sorted(set(value) - sub_known)
+                if bad:
+                    raise ValueError(f"unknown fields {bad} in config section {name!r}; known: {sorted(sub_known)}")
+                kwargs[name] = sub(**value)
+            else:
+                kwargs[name] = value
+        return cls(**kwargs)
+
+
+_BEIT3_LARGE = BEiT3Config()
+_BEIT3_BASE = BEiT3Config(embed_dim=768, num_layers=12, num_heads=12, ffn_dim=3072)
+
+PRESETS: dict[str, MPGSAM2Config] = {
+    # The released Ref-YouTube-VOS and MeViS checkpoints: SAM 2.0 Hiera-L + BEiT-3 large.
+    "release-large": MPGSAM2Config(beit3=_BEIT3_LARGE, sam2=SAM2Config(variant="hiera_l")),
+    # The authors' README describes a tiny checkpoint with BEiT-3 base (768-d); the mask
+    # prior generator then works at 768 channels. Their code cannot build it; ours can.
+    "release-tiny": MPGSAM2Config(beit3=_BEIT3_BASE, sam2=SAM2Config(variant="hiera_t")),
+    # The reference-fixture configuration: Hiera-T, BEiT-3 large width with 2 layers and a
+    # 1000-token vocabulary.
+    "mini": MPGSAM2Config(
+        beit3=dataclasses.replace(_BEIT3_LARGE, num_layers=2, vocab_size=1000),
+        sam2=SAM2Config(variant="hiera_t"),
+    ),
+}
+
+
+def get_preset(name: str) -> MPGSAM2Config:
+    try:
+        return PRESETS[name]
+    except KeyError:
+        raise ValueError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}") from None
