@@ -32,7 +32,10 @@ def resize_frame(frame: np.ndarray, size: int) -> np.ndarray:
 
 def normalize(frames: np.ndarray) -> torch.Tensor:
     """uint8 ``[..., H, W, 3]`` -> float32 ``[..., 3, H, W]``, ``(x / 255 - mean) / std``."""
-    x = torch.from_numpy(np.ascontiguousarray(frames)).float().div(255.0)
+    frames = np.ascontiguousarray(frames)
+    if not frames.flags.writeable:  # e.g. arrays read from .npz; torch wants writable memory
+        frames = frames.copy()
+    x = torch.from_numpy(frames).float().div(255.0)
     x = x.movedim(-1, -3)
     mean = torch.tensor(PIXEL_MEAN).view(3, 1, 1)
     std = torch.tensor(PIXEL_STD).view(3, 1, 1)
