@@ -1,0 +1,371 @@
+"""Text tokenisation for referring expressions (BEiT-3's XLM-R style sentencepiece tokenizer).
+
+A checkpoint directory carries the tokenizer the authors saved: ``sentencepiece.bpe.model`` (BEiT-3's
+``beit3.spm``) with ``tokenizer_config.json`` (``tokenizer_class: XLMRobertaTokenizer``). Ids follow
+the fairseq convention: ``<s>`` = 0, ``<pad>`` = 1, ``</s>`` = 2, ``<unk>`` = 3, and sentencepiece
+piece ``i`` (> 0) becomes ``i + 1``; an expression becomes ``[0, pieces..., 2]``.
+
+Two quirks of the authors' code are kept on purpose, because their checkpoints were trained with
+them (SPEC section 2):
+
+* the pad token is set to the unk token, so ``pad_token_id == 3`` and the attention mask is
+  ``input_ids != 3``: an ``<unk>`` piece inside an expression is masked out of BEiT-3 attention,
+  while the real ``<pad>`` id 1 would count as an ordinary token;
+* a ``[SEG]`` token is added to the vocabulary but never inserted into a prompt.
+
+transformers 5 has no pure-sentencepiece ("slow") XLM-R tokenizer any more: loading converts the
+sentencepiece model into a ``tokenizers`` backend, which needs ``protobuf`` and ``sentencepiece``.
+transformers 4.46+ loads the slow sentencepiece tokenizer (``use_fast=False``, as the authors did).
+Both give the same ids for a Unigram sentencepiece model (XLM-R's kind); transformers 5 reads
+every XLM-R model as Unigram, so for a BPE-trained model the ids can differ and we warn.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import shutil
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
+
+__all__ = [
+    "DEFAULT_MAX_TOKENS",
+    "PAD_TOKEN_ID",
+    "SEG_TOKEN",
+    "SENTENCEPIECE_FILE",
+    "ReferringTokenizer",
+    "TokenizedText",
+    "attention_mask_from_ids",
+    "load_tokenizer",
+    "save_tokenizer",
+]
+
+# BEiT-3's text position table has 1024 rows and text positions start at index 2 (fairseq's
+# padding offset), so at most 1022 tokens (including <s> and </s>) have a position embedding.
+DEFAULT_MAX_TOKENS = 1022
+# The authors set pad = unk after loading; the ids below are the XLM-R/fairseq specials.
+PAD_TOKEN_ID = 3
+_EXPECTED_SPECIAL_IDS = {"bos_token_id": 0, "eos_token_id": 2, "unk_token_id": 3}
+SEG_TOKEN = "[SEG]"
+SENTENCEPIECE_FILE = "sentencepiece.bpe.model"
+_TOKENIZER_JSON = "tokenizer.json"
+_TOKENIZER_CONFIG = "tokenizer_config.json"
+# Keys transformers 5 writes into tokenizer_config.json that describe how it was loaded rather
+# than the tokenizer; leaving them in would make a saved directory claim "local files only".
+_LOAD_TIME_KEYS = ("is_local", "local_files_only")
+
+
+@dataclass(frozen=True)
+class TokenizedText:
+    """One tokenised expression.
+
+    Attributes:
+        input_ids: int64 ``[1, L]``, ``[0, pieces..., 2]``.
+        attention_mask: bool ``[1, L]``, ``input_ids != 3`` (True = attend).
+    """
+
+    input_ids: torch.Tensor
+    attention_mask: torch.Tensor
+
+    def __post_init__(self) -> None:
+        if self.input_ids.dim() != 2 or self.input_ids.shape[0] != 1:
+            raise ValueError(f"input_ids must have shape [1, L], got {tuple(self.input_ids.shape)}")
+        if self.input_ids.dtype != torch.int64:
+            raise ValueError(f"input_ids must be int64, got {self.input_ids.dtype}")
+        if self.attention_mask.shape != self.input_ids.shape or self.attention_mask.dtype != torch.bool:
+            raise ValueError(
+                f"attention_mask must be bool with the shape of input_ids {tuple(self.input_ids.shape)}, "
+                f"got {self.attention_mask.dtype} {tuple(self.attention_mask.shape)}"
+            )
+
+    @property
+    def length(self) -> int:
+        """Number of tokens L, including ``<s>`` and ``</s>``."""
+        return int(self.input_ids.shape[1])
+
+    @property
+    def text_padding_position(self) -> torch.Tensor:
+        """bool ``[1, L]``: True where BEiT-3 treats the token as padding (``not attention_mask``)."""
+        return ~self.attention_mask
+
+
+def attention_mask_from_ids(input_ids: torch.Tensor, pad_token_id: int = PAD_TOKEN_ID) -> torch.Tensor:
+    """The authors' attention mask: every token that is not the pad (= unk) id.
+
+    Args:
+        input_ids: integer ids ``[B, L]`` (any shape works).
+        pad_token_id: 3 for the authors' tokenizer (pad = unk).
+
+    Returns:
+        bool tensor of the same shape, True = attend.
+    """
+    if input_ids.is_floating_point() or input_ids.is_complex() or input_ids.dtype == torch.bool:
+        raise ValueError(f"input_ids must be an integer tensor, got {input_ids.dtype}")
+    return input_ids != pad_token_id
+
+
+class ReferringTokenizer:
+    """A transformers XLM-R tokenizer set up the way the authors used it.
+
+    Wrapping applies the authors' two quirks to ``backend`` in place: pad token = unk token, and
+    ``[SEG]`` added to the vocabulary (a no-op if it is already there).
+
+    Args:
+        backend: a loaded transformers tokenizer with XLM-R ids (``<s>`` 0, ``</s>`` 2, ``<unk>`` 3).
+        max_tokens: longest tokenised expression accepted by :meth:`encode` (BEiT-3: 1022).
+    """
+
+    def __init__(self, backend: PreTrainedTokenizerBase, max_tokens: int = DEFAULT_MAX_TOKENS) -> None:
+        if max_tokens < 2:
+            raise ValueError(f"max_tokens must be at least 2 (<s> and </s>), got {max_tokens}")
+        wrong = {
+            attr: getattr(backend, attr, None)
+            for attr, expected in _EXPECTED_SPECIAL_IDS.items()
+            if getattr(backend, attr, None) != expected
+        }
+        if wrong:
+            raise RuntimeError(
+                f"tokenizer {type(backend).__name__} has special ids {wrong}, but the model expects the "
+                f"XLM-R/fairseq ids {_EXPECTED_SPECIAL_IDS}; is this BEiT-3's sentencepiece tokenizer "
+                "(sentencepiece.bpe.model with tokenizer_class XLMRobertaTokenizer)?"
+            )
+        # The authors' checkpoints were trained with pad = unk, so that the attention mask
+        # `ids != pad_token_id` also hides unknown pieces; keep it for identical behaviour.
+        backend.pad_token = backend.unk_token
+        # Added as the authors do; it is never put into a prompt, so it only changes len(backend).
+        backend.add_tokens([SEG_TOKEN])
+        self._backend = backend
+        self.max_tokens = max_tokens
+
+    @property
+    def backend(self) -> PreTrainedTokenizerBase:
+        """The wrapped transformers tokenizer."""
+        return self._backend
+
+    @property
+    def pad_token_id(self) -> int:
+        """3: the unk id, used as padding by the authors."""
+        return int(self._backend.pad_token_id)
+
+    @property
+    def seg_token_id(self) -> int:
+        """Id of the (unused) ``[SEG]`` token."""
+        return int(self._backend.convert_tokens_to_ids(SEG_TOKEN))
+
+    def __len__(self) -> int:
+        """Vocabulary size including added tokens."""
+        return len(self._backend)
+
+    def encode(self, text: str, max_length: int | None = None) -> TokenizedText:
+        """Tokenise one referring expression.
+
+        Args:
+            text: the expression; an empty string gives ``[0, 2]``.
+            max_length: if given, truncate to this many tokens (``</s>`` is kept). The authors
+                truncate only in training (to 512); inference uses the whole expression.
+
+        Returns:
+            :class:`TokenizedText` with ``input_ids`` int64 ``[1, L]`` and ``attention_mask``
+            bool ``[1, L]``.
+
+        Raises:
+            ValueError: ``text`` is not a string, ``max_length`` < 2, or the result is longer than
+                ``max_tokens``.
+        """
+        if not isinstance(text, str):
+            raise ValueError(f"text must be a str, got {type(text).__name__}")
+        kwargs: dict[str, Any] = {"add_special_tokens": True, "truncation": False}
+        if max_length is not None:
+            if max_length < 2:
+                raise ValueError(f"max_length must be at least 2 (<s> and </s>), got {max_length}")
+            kwargs.update(truncation=True, max_length=max_length)
+        # verbose=False: the saved model_max_length (512, the training length) is not a limit at
+        # inference; our own check below is the one that matters.
+        ids = list(self._backend(text, verbose=False, **kwargs)["input_ids"])
+        if len(ids) > self.max_tokens:
+            raise ValueError(
+                f"the expression has {len(ids)} tokens but at most {self.max_tokens} fit BEiT-3's text "
+                f"position table; shorten it or pass max_length={self.max_tokens} to truncate"
+            )
+        input_ids = torch.tensor([ids], dtype=torch.int64)
+        return TokenizedText(input_ids=input_ids, attention_mask=attention_mask_from_ids(input_ids, self.pad_token_id))
+
+
+def _module_available(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except ModuleNotFoundError:  # a missing parent package, e.g. "google" for "google.protobuf"
+        return False
+
+
+def _transformers_major() -> int:
+    if not _module_available("transformers"):
+        raise RuntimeError("loading the tokenizer needs transformers: pip install 'transformers>=4.46'")
+    import transformers
+
+    return int(transformers.__version__.split(".")[0])
+
+
+def _check_backend_packages(directory: Path, transformers_major: int) -> None:
+    """Fail early with the fix when the packages the tokenizer files need are missing.
+
+    transformers 5 converts the sentencepiece model (no tokenizer.json) with protobuf; without it
+    it falls back to a tiktoken reader and fails with a confusing "tiktoken is required" message.
+    transformers 4 with ``use_fast=False`` always runs sentencepiece.
+    """
+    needed: list[str] = []
+    if transformers_major < 5:
+        needed = ["sentencepiece"]
+    elif not (directory / _TOKENIZER_JSON).is_file():
+        needed = ["sentencepiece", "google.protobuf"]
+    missing = [name for name in needed if not _module_available(name)]
+    if missing:
+        packages = " ".join("protobuf" if name == "google.protobuf" else name for name in missing)
+        raise RuntimeError(
+            f"the tokenizer in {directory} is a sentencepiece model, and reading it with transformers "
+            f"{transformers_major}.x needs {packages!s}, which is not installed: pip install {packages}"
+        )
+
+
+def _sentencepiece_model_type(path: Path) -> str | None:
+    """"UNIGRAM", "BPE", ... from the model's trainer spec; None if it cannot be read."""
+    try:
+        from sentencepiece import sentencepiece_model_pb2 as model_pb2
+
+        proto = model_pb2.ModelProto()
+        proto.ParseFromString(path.read_bytes())
+        return str(model_pb2.TrainerSpec.ModelType.Name(proto.trainer_spec.model_type))
+    except Exception:  # an unreadable file is reported by the loader itself
+        return None
+
+
+def _warn_if_not_unigram(directory: Path, transformers_major: int) -> None:
+    """transformers 5 always turns an XLM-R sentencepiece model into a Unigram tokenizer; for a
+    BPE-trained model that segments differently from sentencepiece (and from the authors'
+    transformers 4 tokenizer), so the ids would not be the ones the checkpoint was trained on."""
+    spm_path = directory / SENTENCEPIECE_FILE
+    if transformers_major < 5 or not spm_path.is_file():
+        return
+    model_type = _sentencepiece_model_type(spm_path)
+    if model_type is not None and model_type != "UNIGRAM":
+        warnings.warn(
+            f"{spm_path} is a {model_type} sentencepiece model, but transformers {transformers_major}.x "
+            "reads XLM-R tokenizers as Unigram, which can give different ids than sentencepiece; "
+            "compare the ids with sentencepiece (id + 1) or use transformers 4.x",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+
+
+def load_tokenizer(directory: str | Path, max_tokens: int = DEFAULT_MAX_TOKENS) -> ReferringTokenizer:
+    """Load the tokenizer stored in a checkpoint directory, with the authors' settings.
+
+    Args:
+        directory: folder holding ``sentencepiece.bpe.model`` and/or ``tokenizer.json`` (plus
+            ``tokenizer_config.json``), e.g. a checkpoint directory.
+        max_tokens: longest accepted tokenised expression (BEiT-3: 1022).
+
+    Returns:
+        a :class:`ReferringTokenizer` with ``pad_token_id == 3`` and ``[SEG]`` in its vocabulary.
+
+    Raises:
+        FileNotFoundError: the directory does not exist or holds no tokenizer files.
+        RuntimeError: transformers, sentencepiece or protobuf is missing, or loading failed.
+    """
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise FileNotFoundError(f"tokenizer directory {str(directory)!r} does not exist or is not a directory")
+    # Without tokenizer.json or the sentencepiece model, transformers 5 silently builds a
+    # 5-token vocabulary from the config alone; refuse instead.
+    if not (directory / _TOKENIZER_JSON).is_file() and not (directory / SENTENCEPIECE_FILE).is_file():
+        found = sorted(p.name for p in directory.iterdir())
+        raise FileNotFoundError(
+            f"no tokenizer in {directory}: expected {SENTENCEPIECE_FILE} (BEiT-3's sentencepiece model) "
+            f"or {_TOKENIZER_JSON}, next to {_TOKENIZER_CONFIG}; found {found or 'nothing'}. "
+            "Point to the checkpoint directory that was saved with its tokenizer."
+        )
+    major = _transformers_major()
+    _check_backend_packages(directory, major)
+    _warn_if_not_unigram(directory, major)
+
+    from transformers import AutoTokenizer, XLMRobertaTokenizer
+
+    # use_fast=False is what the authors passed (transformers 4: the sentencepiece tokenizer;
+    # transformers 5 ignores it). Local files only and never remote code.
+    # pad_token="<pad>": the authors' saved config says pad_token "<unk>". transformers 5 builds
+    # the vocabulary from the sentencepiece model with the configured pad token in slot 1, so it
+    # would put a second "<unk>" at id 1 and re-add "<pad>" as a new token after "<mask>",
+    # shifting [SEG] by one. Loading with the real pad token and switching pad to unk afterwards
+    # (ReferringTokenizer) gives the authors' vocabulary in transformers 4 and 5 alike.
+    kwargs: dict[str, Any] = {
+        "use_fast": False,
+        "padding_side": "right",
+        "pad_token": "<pad>",
+        "local_files_only": True,
+        "trust_remote_code": False,
+    }
+    try:
+        if (directory / _TOKENIZER_CONFIG).is_file():
+            backend = AutoTokenizer.from_pretrained(str(directory), **kwargs)
+        else:
+            # Without tokenizer_config.json AutoTokenizer cannot tell the class (a checkpoint's
+            # config.json names the model type "evf", unknown to transformers): name it.
+            kwargs.pop("use_fast")
+            backend = XLMRobertaTokenizer.from_pretrained(str(directory), **kwargs)
+    except Exception as error:  # transformers raises many types here; keep the cause attached
+        raise RuntimeError(f"could not load the tokenizer in {directory}: {type(error).__name__}: {error}") from error
+    return ReferringTokenizer(backend, max_tokens=max_tokens)
+
+
+def save_tokenizer(tokenizer: ReferringTokenizer, directory: str | Path) -> list[Path]:
+    """Write the tokenizer files so that :func:`load_tokenizer` gives the same tokenizer back.
+
+    Writes what ``save_pretrained`` of the installed transformers writes (transformers 5:
+    ``tokenizer.json`` + ``tokenizer_config.json``; transformers 4: the sentencepiece model,
+    ``tokenizer_config.json``, ``special_tokens_map.json``, ...) and, when the tokenizer was loaded
+    from a sentencepiece model, copies that model as ``sentencepiece.bpe.model`` too, so the
+    directory also loads with an older transformers.
+
+    Args:
+        tokenizer: the tokenizer to save.
+        directory: target folder, created if needed; existing tokenizer files are overwritten.
+
+    Returns:
+        the files written, sorted.
+    """
+    if not isinstance(tokenizer, ReferringTokenizer):
+        raise ValueError(f"save_tokenizer expects a ReferringTokenizer, got {type(tokenizer).__name__}")
+    directory = Path(directory)
+    if directory.exists() and not directory.is_dir():
+        raise ValueError(f"{directory} exists and is not a directory; choose another path")
+    directory.mkdir(parents=True, exist_ok=True)
+    backend = tokenizer.backend
+    written = {Path(p) for p in backend.save_pretrained(str(directory))}
+
+    source = getattr(backend, "vocab_file", None)
+    target = directory / SENTENCEPIECE_FILE
+    if source and Path(source).is_file() and Path(source).resolve() != target.resolve():
+        shutil.copyfile(source, target)
+        written.add(target)
+
+    config_path = directory / _TOKENIZER_CONFIG
+    if config_path.is_file():
+        config = json.loads(config_path.read_text(encoding="utf-8"))
+        cleaned = {k: v for k, v in config.items() if k not in _LOAD_TIME_KEYS}
+        # transformers 5 lists <s> and </s> again as "extra_special_tokens" (a list); transformers
+        # 4.47+ expects a dict there and fails on a list. They are bos/eos already: drop the list.
+        extra = cleaned.get("extra_special_tokens")
+        named = {str(cleaned.get(key)) for key in ("bos_token", "eos_token", "unk_token", "sep_token",
+                                                   "pad_token", "cls_token", "mask_token")}
+        if isinstance(extra, list) and all(str(token) in named for token in extra):
+            del cleaned["extra_special_tokens"]
+        if cleaned != config:
+            config_path.write_text(json.dumps(cleaned, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    return sorted(p for p in written if p.is_file())
