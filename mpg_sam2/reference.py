@@ -42,23 +42,36 @@ class ReferenceRun:
     final_logits: torch.Tensor  # [T, H, W]
 
 
-def run_case(model: MPGSAM2, frames: np.ndarray, input_ids: np.ndarray | torch.Tensor) -> ReferenceRun:
-    """frames uint8 ``[T, H, W, 3]`` RGB, input_ids int64 ``[1, L]`` (not re-tokenised)."""
+def run_case(
+    model: MPGSAM2,
+    frames: np.ndarray,
+    input_ids: np.ndarray | torch.Tensor,
+    autocast_dtype: torch.dtype | None = None,
+) -> ReferenceRun:
+    """frames uint8 ``[T, H, W, 3]`` RGB, input_ids int64 ``[1, L]`` (not re-tokenised).
+
+    Runs on the model's device; ``autocast_dtype=torch.bfloat16`` enables mixed precision for
+    the encoders and heads (float32, the default, is the reference).
+    """
     frames = np.asarray(frames)
     if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
         raise ValueError(f"frames must be uint8 [T, H, W, 3], got {frames.dtype} {frames.shape}")
-    ids = torch.as_tensor(np.asarray(input_ids), dtype=torch.long)
+    device = model.device
+    ids = torch.as_tensor(np.asarray(input_ids), dtype=torch.long).to(device)
     cfg = model.config
     # The authors' attention mask: ids != pad, where pad was set to <unk> (id 3).
     attention_mask = ids != cfg.pad_token_id
     num_frames, height, width, _ = frames.shape
-    beit_pixels = normalize(np.stack([resize_frame(f, cfg.beit3.image_size) for f in frames]))
+    beit_pixels = normalize(np.stack([resize_frame(f, cfg.beit3.image_size) for f in frames])).to(device)
     sam_size = cfg.sam2.image_size
     with torch.inference_mode():
-        prompts, prior = model.encode_expression(beit_pixels, ids, attention_mask)
-        outputs = list(model.propagate(lambda t: encoder_input(frames[t], sam_size), prompts))
+        with model.autocast(autocast_dtype):
+            prompts, prior = model.encode_expression(beit_pixels, ids, attention_mask)
+        outputs = list(
+            model.propagate(lambda t: encoder_input(frames[t], sam_size).to(device), prompts, autocast_dtype)
+        )
         lowres = torch.cat([o.heads.lowres_logits for o in outputs])
-        final = logits_to_frame_size(lowres, sam_size, height, width)
+        final = logits_to_frame_size(lowres, sam_size, height, width).cpu()
     return ReferenceRun(prompts=prompts, mask_prior=prior, frames=outputs, final_logits=final)
 
 
