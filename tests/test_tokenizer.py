@@ -19,6 +19,7 @@ pytest.importorskip("transformers")
 spm = pytest.importorskip("sentencepiece")
 
 from mpg_sam2 import tokenizer as tokenizer_module  # noqa: E402
+from tokenizer_factory import TRAINING_CORPUS, train_sentencepiece, write_authors_tokenizer_dir  # noqa: E402
 from mpg_sam2.tokenizer import (  # noqa: E402
     SEG_TOKEN,
     SENTENCEPIECE_FILE,
@@ -28,29 +29,6 @@ from mpg_sam2.tokenizer import (  # noqa: E402
     load_tokenizer,
     save_tokenizer,
 )
-
-TRAINING_CORPUS = [
-    "the man in the red shirt standing on the left",
-    "a black dog running across the grass",
-    "the second car from the right side of the road",
-    "person wearing a white hat and blue jeans",
-    "the giraffe eating leaves from the tall tree",
-    "a small bird sitting on the branch above the water",
-    "the woman holding an umbrella in the rain",
-    "zebra walking to the left behind the other zebra",
-    "the horse jumping over the fence in the field",
-    "the cat lying on the sofa near the window",
-    "a brown bear climbing a rock",
-    "the skateboarder doing a trick on the ramp",
-    "two people riding bicycles down the street",
-    "the boy with a green backpack",
-    "the surfer riding the wave at the front",
-    "the elephant spraying water with its trunk",
-    "a monkey hanging from the rope",
-    "the duck swimming closest to the camera",
-    "the biggest fish in the tank",
-    "the motorcycle parked next to the truck",
-]
 
 EXPRESSIONS = [
     "the man in the red shirt",
@@ -74,18 +52,7 @@ EXPRESSIONS = [
 
 @pytest.fixture(scope="module")
 def sp_model_proto() -> bytes:
-    buffer = io.BytesIO()
-    spm.SentencePieceTrainer.train(
-        sentence_iterator=iter(TRAINING_CORPUS * 10),
-        model_writer=buffer,
-        model_type="unigram",
-        vocab_size=200,
-        hard_vocab_limit=False,  # the corpus is tiny; take what it supports
-        character_coverage=1.0,
-        num_threads=1,
-        minloglevel=2,
-    )
-    return buffer.getvalue()
+    return train_sentencepiece()
 
 
 @pytest.fixture(scope="module")
@@ -93,42 +60,9 @@ def sp_processor(sp_model_proto: bytes):
     return spm.SentencePieceProcessor(model_proto=sp_model_proto)
 
 
-def _write_authors_tokenizer_dir(directory: Path, sp_model_proto: bytes, piece_count: int) -> Path:
-    """Files as an old transformers' XLMRobertaTokenizer.save_pretrained wrote them after the
-    authors set pad = unk and added [SEG]. Ids: sentencepiece pieces shift by one, <mask> comes
-    after them, [SEG] after <mask>."""
-    directory.mkdir(parents=True, exist_ok=True)
-    (directory / SENTENCEPIECE_FILE).write_bytes(sp_model_proto)
-    mask_id, seg_id = piece_count + 1, piece_count + 2
-
-    def added(content: str, special: bool, lstrip: bool = False) -> dict:
-        return {"content": content, "lstrip": lstrip, "normalized": not special, "rstrip": False,
-                "single_word": False, "special": special}
-
-    config = {
-        "added_tokens_decoder": {
-            "0": added("<s>", True), "1": added("<pad>", True), "2": added("</s>", True),
-            "3": added("<unk>", True), str(mask_id): added("<mask>", True, lstrip=True),
-            str(seg_id): added(SEG_TOKEN, False),
-        },
-        "bos_token": "<s>", "clean_up_tokenization_spaces": True, "cls_token": "<s>", "eos_token": "</s>",
-        "mask_token": "<mask>", "model_max_length": 512, "pad_token": "<unk>", "padding_side": "right",
-        "sep_token": "</s>", "sp_model_kwargs": {}, "tokenizer_class": "XLMRobertaTokenizer",
-        "unk_token": "<unk>",
-    }
-    (directory / "tokenizer_config.json").write_text(json.dumps(config, indent=2), encoding="utf-8")
-    special = {"bos_token": "<s>", "cls_token": "<s>", "eos_token": "</s>", "pad_token": "<unk>",
-               "sep_token": "</s>", "unk_token": "<unk>",
-               "mask_token": {"content": "<mask>", "lstrip": True, "normalized": False, "rstrip": False,
-                              "single_word": False}}
-    (directory / "special_tokens_map.json").write_text(json.dumps(special, indent=2), encoding="utf-8")
-    (directory / "added_tokens.json").write_text(json.dumps({SEG_TOKEN: seg_id}), encoding="utf-8")
-    return directory
-
-
 @pytest.fixture(scope="module")
 def authors_dir(tmp_path_factory: pytest.TempPathFactory, sp_model_proto: bytes, sp_processor) -> Path:
-    return _write_authors_tokenizer_dir(
+    return write_authors_tokenizer_dir(
         tmp_path_factory.mktemp("authors_tokenizer"), sp_model_proto, sp_processor.get_piece_size()
     )
 
@@ -174,7 +108,7 @@ def test_pad_is_unk_and_seg_is_added(tok: ReferringTokenizer, sp_processor) -> N
 
 
 def test_seg_added_when_missing(tmp_path: Path, sp_model_proto: bytes, sp_processor) -> None:
-    directory = _write_authors_tokenizer_dir(tmp_path / "tok", sp_model_proto, sp_processor.get_piece_size())
+    directory = write_authors_tokenizer_dir(tmp_path / "tok", sp_model_proto, sp_processor.get_piece_size())
     (directory / "added_tokens.json").unlink()
     config = json.loads((directory / "tokenizer_config.json").read_text())
     config["pad_token"] = "<pad>"  # as saved before the authors' pad = unk
@@ -281,6 +215,6 @@ def test_bpe_sentencepiece_model_warns(tmp_path: Path) -> None:
         hard_vocab_limit=False, character_coverage=1.0, num_threads=1, minloglevel=2,
     )
     piece_count = spm.SentencePieceProcessor(model_proto=buffer.getvalue()).get_piece_size()
-    directory = _write_authors_tokenizer_dir(tmp_path / "bpe", buffer.getvalue(), piece_count)
+    directory = write_authors_tokenizer_dir(tmp_path / "bpe", buffer.getvalue(), piece_count)
     with pytest.warns(RuntimeWarning, match="BPE sentencepiece model"):
         load_tokenizer(directory)
