@@ -94,9 +94,15 @@ class MPGSAM2(nn.Module):
         sam_image: Callable[[int], torch.Tensor],
         prompts: ReferringPrompts,
         autocast_dtype: torch.dtype | None = None,
+        storage_device: torch.device | str | None = None,
     ) -> Iterator[FrameOutput]:
-        """Generator over frames 0..T-1; ``sam_image(t)`` gives frame t's ``[1, 3, S, S]`` input."""
-        return propagate(self.sam2, sam_image, prompts, autocast=self._autocast_factory(autocast_dtype))
+        """Generator over frames 0..T-1; ``sam_image(t)`` gives frame t's ``[1, 3, S, S]`` input.
+
+        ``storage_device="cpu"`` keeps the per-frame memories on the CPU between frames.
+        """
+        return propagate(
+            self.sam2, sam_image, prompts, autocast=self._autocast_factory(autocast_dtype), storage_device=storage_device
+        )
 
     def autocast(self, dtype: torch.dtype | None) -> contextlib.AbstractContextManager:
         """Mixed precision for the encoders and heads; ``None`` keeps float32 (the reference)."""

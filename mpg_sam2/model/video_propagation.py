@@ -47,11 +47,69 @@ class FrameOutput:
     memory_features: torch.Tensor | None  # [B, 64, h, w] before the bfloat16 storage cast
 
 
+@dataclass
+class FrameFeatures:
+    """SAM 2 image features of one frame; computed once, shared by every expression."""
+
+    vision_feats: list[torch.Tensor]  # per level [HW, B, C]
+    vision_pos: list[torch.Tensor]  # per level [HW, B, C]
+    feat_sizes: list[tuple[int, int]]
+    high_res: list[torch.Tensor] | None  # levels 0 and 1 as [B, C, H, W] (decoder upscaling path)
+
+
+def image_features(sam2: PromptedSAM2, image: torch.Tensor) -> FrameFeatures:
+    """Hiera + FPN (+ the decoder's conv_s0 / conv_s1) on ``image [B, 3, S, S]``."""
+    backbone_out = sam2.forward_image(image)
+    _, vision_feats, vision_pos, feat_sizes = sam2._prepare_backbone_features(backbone_out)
+    high_res = None
+    if sam2.use_high_res_features_in_sam:
+        high_res = [
+            x.permute(1, 2, 0).reshape(x.shape[1], x.shape[2], *size)
+            for x, size in zip(vision_feats[:-1], feat_sizes[:-1])
+        ]
+    return FrameFeatures(vision_feats, vision_pos, feat_sizes, high_res)
+
+
+class ExpressionTracker:
+    """SAM 2's memory bank for one expression (batch B), stepped through frames 0, 1, 2, ...
+
+    Args:
+        sam2: the prompted SAM 2 model.
+        prompts: the expression's prompts for all frames.
+        storage_device: where spatial memories are kept between frames (e.g. the CPU, to save
+            GPU memory on long videos); they move back to the compute device when read.
+    """
+
+    def __init__(
+        self, sam2: PromptedSAM2, prompts: ReferringPrompts, storage_device: torch.device | str | None = None
+    ) -> None:
+        self.sam2 = sam2
+        self.prompts = prompts
+        self.storage_device = storage_device
+        self.next_frame = 0
+        self.output_dict: dict[str, dict[int, dict[str, Any]]] = {"cond_frame_outputs": {}, "non_cond_frame_outputs": {}}
+        # Non-conditioning frames older than this are never read again (spatial memory window
+        # and object-pointer window), so they are dropped.
+        num_frames = prompts.num_frames
+        self._keep = max(sam2.num_maskmem - 1, min(num_frames, sam2.max_obj_ptrs_in_encoder) - 1)
+
+    def step(self, features: FrameFeatures) -> FrameOutput:
+        """Track the next frame given its image features."""
+        t = self.next_frame
+        if t >= self.prompts.num_frames:
+            raise RuntimeError(f"all {self.prompts.num_frames} frames of this expression are already tracked")
+        out = _track_frame(self.sam2, t, features, self.prompts, self.output_dict, self.storage_device)
+        self.output_dict["non_cond_frame_outputs"].pop(t - self._keep, None)
+        self.next_frame = t + 1
+        return out
+
+
 def propagate(
     sam2: PromptedSAM2,
     sam_image: Callable[[int], torch.Tensor],
     prompts: ReferringPrompts,
     autocast: Callable[[], Any] | None = None,
+    storage_device: torch.device | str | None = None,
 ) -> Iterator[FrameOutput]:
     """Yield one :class:`FrameOutput` per frame, in order 0..T-1.
 
@@ -62,33 +120,24 @@ def propagate(
         prompts: the expression's prompts for all frames.
         autocast: optional context-manager factory (e.g. bf16 autocast) around the encoders
             and heads; memories and outputs stay float32.
+        storage_device: see :class:`ExpressionTracker`.
     """
-    num_frames = prompts.num_frames
-    output_dict: dict[str, dict[int, dict[str, Any]]] = {"cond_frame_outputs": {}, "non_cond_frame_outputs": {}}
-    # Non-conditioning frames older than this are never read again (spatial memory window and
-    # object-pointer window), so they are dropped.
-    keep = max(sam2.num_maskmem - 1, min(num_frames, sam2.max_obj_ptrs_in_encoder) - 1)
-    for t in range(num_frames):
+    tracker = ExpressionTracker(sam2, prompts, storage_device)
+    for t in range(prompts.num_frames):
         with autocast() if autocast is not None else contextlib.nullcontext():
-            out = _track_frame(sam2, t, sam_image(t), prompts, output_dict)
-        yield out
-        output_dict["non_cond_frame_outputs"].pop(t - keep, None)
+            yield tracker.step(image_features(sam2, sam_image(t)))
 
 
 def _track_frame(
     sam2: PromptedSAM2,
     t: int,
-    image: torch.Tensor,
+    features: FrameFeatures,
     prompts: ReferringPrompts,
     output_dict: dict[str, dict[int, dict[str, Any]]],
+    storage_device: torch.device | str | None,
 ) -> FrameOutput:
     is_conditioning = t == 0
-    backbone_out = sam2.forward_image(image)
-    _, vision_feats, vision_pos, feat_sizes = sam2._prepare_backbone_features(backbone_out)
-    # Levels 0 and 1 ([HW, B, C] -> [B, C, H, W]) feed the decoder's upscaling path.
-    high_res = [
-        x.permute(1, 2, 0).reshape(x.shape[1], x.shape[2], *size) for x, size in zip(vision_feats[:-1], feat_sizes[:-1])
-    ]
+    vision_feats, vision_pos, feat_sizes = features.vision_feats, features.vision_pos, features.feat_sizes
     pix_feat = sam2._prepare_memory_conditioned_features(
         frame_idx=t,
         is_init_cond_frame=is_conditioning,
@@ -111,12 +160,10 @@ def _track_frame(
         ),
     )
     heads = sam2.forward_heads(
-        pix_feat,
-        high_res if sam2.use_high_res_features_in_sam else None,
-        frame_prompts,
-        multimask_output=sam2._use_multimask(is_conditioning, None),
+        pix_feat, features.high_res, frame_prompts, multimask_output=sam2._use_multimask(is_conditioning, None)
     )
     memory_features = None
+    # The pointer stays on the compute device: SAM 2 stacks pointers without moving them.
     entry: dict[str, Any] = {"obj_ptr": heads.obj_ptr, "maskmem_features": None, "maskmem_pos_enc": None}
     if sam2.num_maskmem > 0:
         memory_features, memory_pos = sam2._encode_new_memory(
@@ -126,8 +173,8 @@ def _track_frame(
             object_score_logits=heads.object_score_logits,
             is_mask_from_pts=False,
         )
-        entry["maskmem_features"] = memory_features.to(MEMORY_STORAGE_DTYPE)
-        entry["maskmem_pos_enc"] = memory_pos
+        entry["maskmem_features"] = memory_features.to(device=storage_device, dtype=MEMORY_STORAGE_DTYPE)
+        entry["maskmem_pos_enc"] = [p.to(storage_device) for p in memory_pos]
     bank = "cond_frame_outputs" if is_conditioning else "non_cond_frame_outputs"
     output_dict[bank][t] = entry
     return FrameOutput(frame_index=t, heads=heads, memory_features=memory_features)
