@@ -9,7 +9,7 @@ from mpg_sam2.config import AggregatorConfig, BEiT3Config, MaskPriorConfig, MPGS
 from mpg_sam2.model.mpg_sam2 import MPGSAM2
 
 TINY = MPGSAM2Config(
-    beit3=BEiT3Config(embed_dim=64, num_layers=2, num_heads=4, ffn_dim=128, vocab_size=100, image_size=64),
+    beit3=BEiT3Config(embed_dim=64, num_layers=2, num_heads=4, ffn_dim=128, vocab_size=320, image_size=64),
     sam2=SAM2Config(variant="hiera_t", image_size=256),
     mask_prior=MaskPriorConfig(num_heads=4, ffn_dim=128),
     aggregator=AggregatorConfig(num_heads=8, ffn_dim=64),

@@ -9,6 +9,7 @@ a materialised ``(T*196)^2`` score matrix would need tens of GB for long videos.
 from __future__ import annotations
 
 import math
+from typing import Iterator
 
 import torch
 import torch.nn.functional as F
@@ -65,11 +66,23 @@ class MultiHeadAttention(nn.Module):
         b, _, n, _ = out.shape
         return self.out_proj(out.transpose(1, 2).reshape(b, n, self.dim))
 
-    def attention_weights(self, query: torch.Tensor, key: torch.Tensor) -> torch.Tensor:
-        """Head-averaged softmax weights ``[B, Nq, Nk]`` (for visualisation; not used in forward)."""
+    def iter_attention_weights(
+        self, query: torch.Tensor, key: torch.Tensor, query_chunk: int = 256
+    ) -> Iterator[tuple[int, torch.Tensor]]:
+        """Head-averaged softmax weights in chunks of queries: ``(start, [B, chunk, Nk])``.
+
+        For visualisation only (forward never calls it); chunking bounds the memory of the
+        ``Nq x Nk`` weights, which callers reduce chunk by chunk.
+        """
         w_q, w_k, _ = self.in_proj_weight.chunk(3)
         b_q, b_k, _ = self.in_proj_bias.chunk(3)
-        q = self._split_heads(F.linear(query, w_q, b_q))
         k = self._split_heads(F.linear(key, w_k, b_k))
-        scores = q @ k.transpose(-1, -2) / math.sqrt(self.dim // self.num_heads)
-        return scores.float().softmax(dim=-1).mean(dim=1)
+        scale = 1.0 / math.sqrt(self.dim // self.num_heads)
+        for start in range(0, query.shape[1], query_chunk):
+            q = self._split_heads(F.linear(query[:, start : start + query_chunk], w_q, b_q))
+            scores = (q @ k.transpose(-1, -2)).float() * scale
+            yield start, scores.softmax(dim=-1).mean(dim=1)
+
+    def attention_weights(self, query: torch.Tensor, key: torch.Tensor) -> torch.Tensor:
+        """Head-averaged softmax weights ``[B, Nq, Nk]`` (for visualisation; not used in forward)."""
+        return torch.cat([w for _, w in self.iter_attention_weights(query, key, query_chunk=query.shape[1] or 1)], dim=1)

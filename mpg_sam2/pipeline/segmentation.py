@@ -1,0 +1,234 @@
+"""Segment one video for several referring expressions.
+
+Data flow::
+
+    video file --decode--> frames uint8 [T, H, W, 3]
+    per expression: BEiT-3 on every (frame, caption) pair -> mask prior generator -> prompts
+    per frame: SAM 2 image encoder ONCE -> every expression's tracker (its own memory bank)
+    -> low-res logits -> two bilinear resizes -> masks [T, H, W] at the source resolution
+
+The image features of a frame are shared by all expressions (the authors recompute the whole
+video per sentence); everything that depends on the sentence runs per expression, exactly as
+in the model core, so each expression's masks equal a separate run's.
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Iterator, Sequence
+
+import numpy as np
+import torch
+
+from mpg_sam2.frames import encoder_input, logits_to_frame_size, normalize, resize_frame
+from mpg_sam2.model.mpg_sam2 import MPGSAM2
+from mpg_sam2.model.video_propagation import ExpressionTracker, image_features
+from mpg_sam2.pipeline.attention_maps import AttentionRecorder
+from mpg_sam2.pipeline.expressions import PreparedExpression, prepare_expressions
+from mpg_sam2.tokenizer import ReferringTokenizer
+
+PRECISIONS = {"fp32": None, "bf16": torch.bfloat16}
+
+
+@dataclass(frozen=True)
+class SegmentationOptions:
+    threshold: float = 0.5  # on sigmoid(logit), as the authors' inference script
+    precision: str = "fp32"  # "fp32" (the reference) or "bf16" (autocast for encoders and heads)
+    record_attention: bool = False  # attention overlays (costs a little time; no number changes)
+    offload_memory_to_cpu: bool = False  # keep per-frame memories on the CPU between frames
+    beit3_frames_per_batch: int = 16
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.threshold < 1.0:
+            raise ValueError(f"threshold must be a probability in (0, 1), got {self.threshold}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {sorted(PRECISIONS)}, got {self.precision!r}")
+        if self.beit3_frames_per_batch < 1:
+            raise ValueError("beit3_frames_per_batch must be at least 1")
+
+
+@dataclass
+class ExpressionSegmentation:
+    """Results for one expression (T frames of H x W)."""
+
+    text: str
+    masks: np.ndarray  # bool [T, H, W] at the source resolution
+    mask_priors: np.ndarray  # float32 [T, g, g] in [0, 1]: the generator's pseudo-masks
+    object_scores: np.ndarray  # float32 [T]: SAM 2's object-score logits (> 0: object present)
+    prior_attention: np.ndarray | None = None  # float32 [T, g, g] in [0, 1]
+    text_attention: np.ndarray | None = None  # float32 [T, h, w] in [0, 1]
+    truncated: bool = False  # the expression was cut to the tokenizer limit
+
+    @property
+    def frames_present(self) -> np.ndarray:
+        """Indices of frames where the object is predicted present."""
+        return np.flatnonzero(self.object_scores > 0)
+
+
+@dataclass
+class VideoSegmentation:
+    expressions: list[ExpressionSegmentation]
+    timestamps_s: np.ndarray  # float64 [T]
+    fps: float
+    frame_size: tuple[int, int]  # (H, W)
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def num_frames(self) -> int:
+        return len(self.timestamps_s)
+
+    def __getitem__(self, text: str) -> ExpressionSegmentation:
+        for result in self.expressions:
+            if result.text == text:
+                return result
+        raise KeyError(f"no expression {text!r}; have {[r.text for r in self.expressions]}")
+
+
+@dataclass
+class Progress:
+    """One event of :func:`iter_segment_video`; the last one carries the result."""
+
+    stage: str  # "encode" (per expression), "track" (per frame), "done"
+    done: int
+    total: int
+    message: str
+    result: VideoSegmentation | None = None
+
+
+def iter_segment_video(
+    frames: np.ndarray,
+    expressions: Sequence[str] | Sequence[PreparedExpression],
+    model: MPGSAM2,
+    tokenizer: ReferringTokenizer | None = None,
+    *,
+    fps: float = 30.0,
+    timestamps_s: Sequence[float] | None = None,
+    options: SegmentationOptions = SegmentationOptions(),
+) -> Iterator[Progress]:
+    """Generator form of :func:`segment_video`: yields progress per expression and per frame."""
+    frames = _check_frames(frames)
+    num_frames, height, width, _ = frames.shape
+    if timestamps_s is None:
+        timestamps_s = np.arange(num_frames, dtype=np.float64) / fps
+    timestamps_s = np.asarray(timestamps_s, dtype=np.float64)
+    if timestamps_s.shape != (num_frames,):
+        raise ValueError(f"got {len(timestamps_s)} timestamps for {num_frames} frames")
+    if expressions and isinstance(expressions[0], PreparedExpression):
+        prepared = list(expressions)
+    else:
+        if tokenizer is None:
+            raise ValueError("pass the checkpoint's tokenizer to segment text expressions")
+        prepared = prepare_expressions(expressions, tokenizer, max_tokens=model.config.beit3.max_text_tokens)
+
+    cfg = model.config
+    device = model.device
+    dtype = PRECISIONS[options.precision]
+    seconds: dict[str, float] = defaultdict(float)
+    storage = torch.device("cpu") if options.offload_memory_to_cpu else None
+    logit_threshold = math.log(options.threshold / (1.0 - options.threshold))
+    recorder = AttentionRecorder(model) if options.record_attention else None
+
+    with torch.inference_mode(), (recorder if recorder is not None else contextlib.nullcontext()):
+        start = time.perf_counter()
+        beit_pixels = normalize(np.stack([resize_frame(f, cfg.beit3.image_size) for f in frames])).to(device)
+        seconds["preprocess"] += time.perf_counter() - start
+
+        trackers, results = [], []
+        for k, expression in enumerate(prepared):
+            start = time.perf_counter()
+            with model.autocast(dtype):
+                prompts, prior = model.encode_expression(
+                    beit_pixels,
+                    expression.input_ids.to(device),
+                    expression.attention_mask.to(device),
+                    frames_per_batch=options.beit3_frames_per_batch,
+                )
+            trackers.append(ExpressionTracker(model.sam2, prompts, storage_device=storage))
+            results.append(
+                ExpressionSegmentation(
+                    text=expression.text,
+                    masks=np.zeros((num_frames, height, width), dtype=bool),
+                    mask_priors=prior.prior[:, 0].float().cpu().numpy(),
+                    object_scores=np.zeros(num_frames, dtype=np.float32),
+                    prior_attention=recorder.prior_attention.numpy() if recorder is not None else None,
+                    truncated=expression.truncated,
+                )
+            )
+            seconds["beit3_and_mask_prior"] += time.perf_counter() - start
+            yield Progress("encode", k + 1, len(prepared), f"encoded expression {k + 1}/{len(prepared)}")
+        del beit_pixels
+
+        text_maps: list[list[np.ndarray]] = [[] for _ in prepared]
+        for t in range(num_frames):
+            start = time.perf_counter()
+            image = encoder_input(frames[t], cfg.sam2.image_size).to(device)
+            with model.autocast(dtype):
+                features = image_features(model.sam2, image)
+            seconds["sam2_image_encoder"] += time.perf_counter() - start
+            for k, tracker in enumerate(trackers):
+                start = time.perf_counter()
+                if recorder is not None:
+                    recorder.expect_text_tokens(prepared[k].input_ids.shape[1])
+                with model.autocast(dtype):
+                    out = tracker.step(features)
+                seconds["sam2_tracking"] += time.perf_counter() - start
+                start = time.perf_counter()
+                logits = logits_to_frame_size(out.heads.lowres_logits, cfg.sam2.image_size, height, width)
+                results[k].masks[t] = (logits[0] > logit_threshold).cpu().numpy()
+                results[k].object_scores[t] = float(out.heads.object_score_logits[0, 0])
+                if recorder is not None:
+                    text_maps[k].append(recorder.pop_text_attention()[0].float().numpy())
+                seconds["postprocess"] += time.perf_counter() - start
+            yield Progress("track", t + 1, num_frames, f"segmented frame {t + 1}/{num_frames}")
+
+    if recorder is not None:
+        for k, maps in enumerate(text_maps):
+            results[k].text_attention = np.stack(maps)
+    fps_out = float(fps) if timestamps_s is None or num_frames < 2 else _fps_from(timestamps_s, fps)
+    segmentation = VideoSegmentation(results, timestamps_s, fps_out, (height, width), dict(seconds))
+    yield Progress("done", num_frames, num_frames, "done", result=segmentation)
+
+
+def segment_video(
+    frames: np.ndarray,
+    expressions: Sequence[str] | Sequence[PreparedExpression],
+    model: MPGSAM2,
+    tokenizer: ReferringTokenizer | None = None,
+    *,
+    fps: float = 30.0,
+    timestamps_s: Sequence[float] | None = None,
+    options: SegmentationOptions = SegmentationOptions(),
+) -> VideoSegmentation:
+    """Masks, mask priors, object scores (and attention maps) for every expression.
+
+    Args:
+        frames: uint8 ``[T, H, W, 3]`` RGB frames (see :mod:`mpg_sam2.video` to decode a file).
+        expressions: sentences (tokenised with ``tokenizer``) or already prepared expressions.
+        model: an MPG-SAM 2 model in eval mode on the device to use.
+        fps / timestamps_s: timing of the frames (for the result and exports).
+        options: threshold, precision, attention recording, memory offloading.
+    """
+    result = None
+    for event in iter_segment_video(
+        frames, expressions, model, tokenizer, fps=fps, timestamps_s=timestamps_s, options=options
+    ):
+        result = event.result
+    assert result is not None
+    return result
+
+
+def _fps_from(timestamps_s: np.ndarray, default: float) -> float:
+    span = float(timestamps_s[-1] - timestamps_s[0])
+    return (len(timestamps_s) - 1) / span if span > 0 else default
+
+
+def _check_frames(frames: np.ndarray) -> np.ndarray:
+    frames = np.asarray(frames)
+    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
+        raise ValueError(f"frames must be uint8 RGB of shape [T, H, W, 3], got {frames.dtype} {frames.shape}")
+    if frames.shape[0] == 0:
+        raise ValueError("the video has 0 frames; nothing to segment")
+    return frames
