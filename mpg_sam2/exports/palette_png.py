@@ -1,0 +1,60 @@
+"""One palette PNG per frame holding every expression: index k+1 is expression k, 0 is background.
+
+The palette is the expression palette (index k+1 gets expression k's colour), so the PNGs look
+like the overlay's colours in any image viewer. Where masks overlap, the **later** expression wins
+(its index is written last), the same order the overlay draws in. Layout:
+``<out>/<video>/<frame>.png`` with 5-digit zero-padded source frame indices.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import numpy as np
+from PIL import Image
+
+from .atomic import atomic_dir
+from .colors import expression_color
+from .errors import ExportError
+from .inputs import check_frame_indices, check_masks, check_name
+from .png_masks import frame_name
+
+MAX_EXPRESSIONS = 255  # one index per expression, 0 reserved for background
+
+
+def palette_indices(masks: Sequence[np.ndarray]) -> np.ndarray:
+    """bool ``[H, W]`` masks -> uint8 ``[H, W]`` index image (later masks overwrite earlier ones)."""
+    out = np.zeros(masks[0].shape, dtype=np.uint8)
+    for k, m in enumerate(masks):
+        out[m] = k + 1
+    return out
+
+
+def _palette(n: int) -> list[int]:
+    flat = [0, 0, 0]
+    for k in range(n):
+        flat.extend(expression_color(k))
+    return flat + [0, 0, 0] * (256 - 1 - n)
+
+
+def write_palette_pngs(
+    out_dir: str | os.PathLike[str],
+    video_name: str,
+    masks: Mapping[str, np.ndarray],
+    frame_indices: Sequence[int] | np.ndarray | None = None,
+) -> Path:
+    """Write one mode-"P" PNG per frame; returns ``<out_dir>/<video_name>`` (written atomically)."""
+    check_name("video_name", video_name)
+    masks = check_masks(masks)
+    if len(masks) > MAX_EXPRESSIONS:
+        raise ExportError(f"a palette PNG holds at most {MAX_EXPRESSIONS} expressions, got {len(masks)}; split them")
+    names = [frame_name(i) for i in check_frame_indices(frame_indices, len(next(iter(masks.values()))))]
+    palette = _palette(len(masks))
+    target = Path(out_dir) / video_name
+    with atomic_dir(target) as tmp:
+        for i, name in enumerate(names):
+            img = Image.fromarray(palette_indices([m[i] for m in masks.values()]))
+            img.putpalette(palette)
+            img.save(tmp / f"{name}.png")
+    return target
