@@ -1,0 +1,116 @@
+"""Command line: ``python -m mpg_sam2 segment VIDEO -e "the man in red" -e "the dog" --out DIR``."""
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+from pathlib import Path
+from typing import Sequence
+
+from mpg_sam2.exports import EXPORTS
+
+
+def _segment_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("segment", help="segment a video for one or more referring expressions")
+    p.add_argument("video", type=Path, help="mp4 / webm / mov / avi / mkv / gif file")
+    p.add_argument("-e", "--expression", action="append", default=[], help="a referring expression (repeatable)")
+    p.add_argument("--expressions-file", type=Path, help="a text file with one expression per line")
+    p.add_argument("--out", type=Path, required=True, help="output folder (created)")
+    p.add_argument("--model", default="ref-youtube-vos", help="registry name (ref-youtube-vos, mevis, tiny) or a checkpoint folder")
+    p.add_argument("--revision", help="Hub revision of a registry model")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
+    p.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
+    p.add_argument("--fps", type=float, help="sample frames at this rate (by timestamps)")
+    p.add_argument("--every-k", type=int, help="keep every k-th frame")
+    p.add_argument("--max-frames", type=int, default=600, help="cap on the number of frames (default 600)")
+    p.add_argument("--max-side", type=int, default=1920, help="downscale frames larger than this (default 1920)")
+    p.add_argument("--threshold", type=float, default=0.5, help="mask probability threshold (default 0.5)")
+    p.add_argument("--attention", action="store_true", help="also record attention overlays")
+    p.add_argument("--offload-memory", action="store_true", help="keep per-frame memories on the CPU")
+    p.add_argument("--exports", default=",".join(EXPORTS), help=f"comma-separated subset of {','.join(EXPORTS)}")
+    p.set_defaults(func=run_segment)
+
+
+def run_segment(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from mpg_sam2.pipeline.devices import check_precision, select_device
+    from mpg_sam2.pipeline.registry import load_model
+    from mpg_sam2.pipeline.segmentation import Progress, SegmentationOptions
+    from mpg_sam2.pipeline.video_file import VideoFileResult, iter_segment_video_file
+    from mpg_sam2.video import FrameSampling
+
+    expressions = list(args.expression)
+    if args.expressions_file:
+        expressions += [line for line in args.expressions_file.read_text(encoding="utf-8").splitlines() if line.strip()]
+    exports = [e.strip() for e in args.exports.split(",") if e.strip()]
+    unknown = sorted(set(exports) - set(EXPORTS))
+    if unknown:
+        raise ValueError(f"unknown exports {unknown}; choose from {list(EXPORTS)}")
+    if not args.video.exists():
+        raise ValueError(f"video {args.video} does not exist")
+    device = select_device(args.device)
+    precision = check_precision(args.precision, device)
+    sampling = FrameSampling(target_fps=args.fps, every_k=args.every_k, max_frames=args.max_frames, max_side=args.max_side)
+    options = SegmentationOptions(
+        threshold=args.threshold, precision=precision, record_attention=args.attention,
+        offload_memory_to_cpu=args.offload_memory,
+    )
+    print(f"loading model {args.model} on {device} ({precision})", file=sys.stderr)
+    pretrained = load_model(args.model, device=device, revision=args.revision)
+    if pretrained.tokenizer is None:
+        raise RuntimeError(f"checkpoint {args.model} has no tokenizer files; it cannot read text")
+    bars: dict[str, tqdm] = {}
+    result = None
+    for event in iter_segment_video_file(
+        args.video, expressions, pretrained.model, pretrained.tokenizer,
+        out_dir=args.out, exports=exports, sampling=sampling, options=options,
+    ):
+        if isinstance(event, VideoFileResult):
+            result = event
+            continue
+        assert isinstance(event, Progress)
+        bar = bars.get(event.stage)
+        if bar is None:
+            bar = bars[event.stage] = tqdm(total=event.total, desc=event.stage, unit="step", file=sys.stderr)
+        bar.n = event.done
+        bar.refresh()
+    for bar in bars.values():
+        bar.close()
+    assert result is not None
+    seg = result.segmentation
+    print(f"{args.video.name}: {seg.num_frames} frames at {seg.fps:.2f} fps, {seg.frame_size[1]}x{seg.frame_size[0]}")
+    for note in result.notes:
+        print(f"  note: {note}")
+    for k, expression in enumerate(seg.expressions):
+        present = len(expression.frames_present)
+        print(f"  [{k}] {expression.text!r}: object in {present}/{seg.num_frames} frames")
+    total = sum(seg.stage_seconds.values())
+    stages = ", ".join(f"{name} {s:.1f}s" for name, s in seg.stage_seconds.items())
+    print(f"  time: {total:.1f}s ({stages}); {total / max(1, seg.num_frames):.2f}s per frame")
+    if result.exports is not None:
+        print("  written:")
+        for path in result.exports.paths():
+            print(f"    {path}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m mpg_sam2", description="MPG-SAM 2 referring video segmentation")
+    sub = parser.add_subparsers(dest="command", required=True)
+    _segment_parser(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("always")
+            warnings.showwarning = lambda msg, cat, *rest: print(f"warning: {msg}", file=sys.stderr)
+            return args.func(args)
+    except (ValueError, RuntimeError, FileNotFoundError) as error:
+        # User-facing errors (bad video, bad expression, missing model) are one clear line.
+        print(f"error: {error}", file=sys.stderr)
+        return 2
