@@ -1,0 +1,1 @@
+"""Everything the Gradio app (app.py) does besides laying out widgets."""

@@ -1,0 +1,43 @@
+"""A tiny checkpoint and a test video for the app tests; the app is imported after the env is set."""
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from pathlib import Path
+
+import sentencepiece as spm
+import torch
+
+from mpg_sam2.pretrained import save_pretrained
+from mpg_sam2.tokenizer import load_tokenizer
+from tiny_model import tiny_model
+from tokenizer_factory import train_sentencepiece, write_authors_tokenizer_dir
+from video_factory import pattern_frames, write_video
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def make_checkpoint(folder: Path) -> Path:
+    proto = train_sentencepiece()
+    pieces = spm.SentencePieceProcessor(model_proto=proto).get_piece_size()
+    tokenizer = load_tokenizer(write_authors_tokenizer_dir(folder / "tok", proto, pieces))
+    model = tiny_model(seed=11)
+    with torch.no_grad():
+        model.sam2.sam_mask_decoder.pred_obj_score_head.layers[-1].bias.fill_(5.0)
+    return save_pretrained(model, folder / "ckpt", tokenizer=tokenizer)
+
+
+def make_video(folder: Path, frames: int = 6) -> Path:
+    return write_video(folder / "clip.mp4", pattern_frames(frames, 98, 62), fps=10, audio_hz=440)
+
+
+def import_app(checkpoint: Path):
+    """Import app.py with the test checkpoint as its model and the Hub switched off."""
+    os.environ["MPG_SAM2_MODEL"] = str(checkpoint)
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    if "app" in sys.modules:
+        return importlib.reload(sys.modules["app"])
+    return importlib.import_module("app")
