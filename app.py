@@ -89,8 +89,8 @@ with gr.Blocks(title="MPG-SAM 2: referring video object segmentation", delete_ca
     )
     with gr.Row():
         with gr.Column(scale=1):
-            video_in = gr.Video(label="Video", sources=["upload", "webcam"])
-            expressions_in = gr.Textbox(label="Referring expressions (one per line)", lines=3,
+            video_in = gr.Video(label="Video", sources=["upload", "webcam"], elem_id="video-in")
+            expressions_in = gr.Textbox(label="Referring expressions (one per line)", lines=3, elem_id="expressions",
                                         placeholder="the dog running to the left\nthe person in a red shirt")
             model_in = gr.Dropdown(choices=[(m.label, m.source) for m in MODELS], value=MODELS[0].source,
                                    label="Model")
@@ -102,7 +102,8 @@ with gr.Blocks(title="MPG-SAM 2: referring video object segmentation", delete_ca
             run = gr.Button("Segment", variant="primary")
             model_note = gr.Markdown(f"**Model:** {MODELS[0].label} — {MODELS[0].note}")
         with gr.Column(scale=2):
-            side_by_side = gr.Video(label="Original | mask prior | final masks | attention", autoplay=False)
+            side_by_side = gr.Video(label="Original | mask prior | final masks | attention", autoplay=False,
+                                    elem_id="side-by-side")
             stage_times = gr.Markdown()
             with gr.Tab("Frame inspector"):
                 frame_slider = gr.Slider(0, 1, value=0, step=1, label="Frame", interactive=False)
@@ -116,7 +117,8 @@ with gr.Blocks(title="MPG-SAM 2: referring video object segmentation", delete_ca
                                                 "mean area"], interactive=False)
                 scores_plot = gr.LinePlot(x="frame", y="object score", color="expression",
                                           title="Object score per frame (> 0: object present)")
-            downloads = gr.File(label="Downloads (zip of everything, videos, COCO RLE)", file_count="multiple")
+            downloads = gr.File(label="Downloads (zip of everything, videos, COCO RLE)", file_count="multiple",
+                                elem_id="downloads")
     inspector_state = gr.State(None)
 
     model_in.change(

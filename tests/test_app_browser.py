@@ -1,0 +1,79 @@
+"""The app in a real browser: Playwright driving Debian's headless Chromium.
+
+Uploads a video, types an expression, runs it, checks that the result video plays
+(duration > 0) and that the zip downloads, and saves a screenshot to tests/output/.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from app_fixtures import import_app, make_checkpoint, make_video
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+SCREENSHOT = Path(__file__).parent / "output" / "app_screenshot.png"
+# Flags for a closed network and root (see the machine notes): no sandbox, no background traffic.
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+def _browser_available() -> bool:
+    return Path(CHROMIUM).exists()
+
+
+pytestmark = pytest.mark.skipif(
+    not _browser_available() and not os.environ.get("CI"),
+    reason="Debian's chromium is not installed here (CI installs it: apt-get install chromium)",
+)
+
+
+def test_app_in_a_real_browser(tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    app = import_app(make_checkpoint(tmp_path))
+    video = make_video(tmp_path, frames=5)
+    app.demo.launch(server_name="127.0.0.1", prevent_thread_lock=True, quiet=True)
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+            context = browser.new_context(accept_downloads=True, viewport={"width": 1400, "height": 1000})
+            page = context.new_page()
+            page.goto(app.demo.local_url, wait_until="domcontentloaded")
+            page.locator("#video-in input[type=file]").set_input_files(str(video))
+            page.locator("#expressions textarea").fill("the man in the red shirt\nthe black dog")
+            page.get_by_role("button", name="Segment").click()
+
+            result_video = page.locator("#side-by-side video")
+            result_video.wait_for(state="attached", timeout=120_000)
+            duration = page.wait_for_function(
+                """() => { const v = document.querySelector('#side-by-side video');
+                           return v && v.readyState >= 1 && v.duration > 0 ? v.duration : null; }""",
+                timeout=60_000,
+            ).json_value()
+            assert duration > 0
+            playing = page.evaluate(
+                """async () => { const v = document.querySelector('#side-by-side video');
+                                 v.muted = true; await v.play(); await new Promise(r => setTimeout(r, 300));
+                                 return v.currentTime > 0 && !v.paused; }"""
+            )
+            assert playing
+
+            link = page.locator('#downloads a[download$=".zip"]').first
+            link.wait_for(timeout=30_000)
+            with page.expect_download() as download_info:
+                link.click()
+            saved = tmp_path / "download.zip"
+            download_info.value.save_as(saved)
+            with zipfile.ZipFile(saved) as archive:
+                assert "manifest.json" in archive.namelist()
+
+            SCREENSHOT.parent.mkdir(exist_ok=True)
+            page.screenshot(path=str(SCREENSHOT), full_page=True)
+            browser.close()
+    finally:
+        app.demo.close()
+    assert SCREENSHOT.stat().st_size > 10_000
