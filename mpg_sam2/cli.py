@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import warnings
 from pathlib import Path
@@ -95,10 +96,62 @@ def run_segment(args: argparse.Namespace) -> int:
     return 0
 
 
+def _evaluate_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "evaluate", help="predict a benchmark, write its PNGs, J&F where ground truth exists, the server zip"
+    )
+    p.add_argument("--dataset", required=True,
+                   help="ref-youtube-vos (valid, server), mevis (valid, server), mevis-valid-u or ref-davis17")
+    p.add_argument("--root", type=Path, required=True, help="the dataset folder (e.g. ref-youtube-vos, mevis-release, ref-davis)")
+    p.add_argument("--out", type=Path, required=True, help="output folder (created; rerun to resume)")
+    p.add_argument("--model", help="registry name or checkpoint folder (default: the paper's checkpoint for the dataset)")
+    p.add_argument("--revision", help="Hub revision of a registry model")
+    p.add_argument("--split", help="another split of the dataset (e.g. train, to score Ref-YouTube-VOS train)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (torchrun: cuda:LOCAL_RANK)")
+    p.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
+    p.add_argument("--threshold", type=float, default=0.5, help="mask probability threshold (default 0.5)")
+    p.add_argument("--shard-index", type=int, help="this process's shard (default: torchrun's RANK, else 0)")
+    p.add_argument("--shard-count", type=int, help="number of shards (default: torchrun's WORLD_SIZE, else 1)")
+    p.add_argument("--max-frames", type=int, help="only the first N frames of each video (quick checks; no zip)")
+    p.add_argument("--workers", type=int, default=min(8, os.cpu_count() or 1), help="processes for scoring F")
+    p.add_argument("--merge", action="store_true", help="only score and pack what all shards wrote")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.set_defaults(func=run_evaluate)
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    from mpg_sam2.evaluation.aggregate import format_table
+    from mpg_sam2.evaluation.runner import EvaluationConfig, resolve_shard, run_evaluation
+
+    index, count, local_rank = resolve_shard(args.shard_index, args.shard_count)
+    config = EvaluationConfig(
+        dataset=args.dataset, root=args.root, out=args.out, model=args.model, split=args.split,
+        device=args.device, precision=args.precision, threshold=args.threshold, shard_index=index,
+        shard_count=count, max_frames=args.max_frames, workers=args.workers, merge=args.merge,
+        revision=args.revision,
+    )
+    if not config.merge:
+        print(f"evaluating {config.model_name} on {config.dataset} (shard {index + 1}/{count}) -> {config.out}", file=sys.stderr)
+    report = run_evaluation(config, local_rank=local_rank, progress=not args.no_progress)
+    if not config.merge:
+        print(f"{report.dataset} {report.split}: {report.predicted} expressions predicted, {report.skipped} already done")
+    if report.table is not None:
+        print(format_table(report.table))
+        print(f"  results: {report.results_json}, {report.results_csv}")
+    if report.submission is not None:
+        print(f"  submission: {report.submission}")
+    for note in report.notes:
+        print(f"  note: {note}")
+    if report.seconds:
+        print("  time: " + ", ".join(f"{name} {s:.1f}s" for name, s in report.seconds.items()))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m mpg_sam2", description="MPG-SAM 2 referring video segmentation")
     sub = parser.add_subparsers(dest="command", required=True)
     _segment_parser(sub)
+    _evaluate_parser(sub)
     return parser
 
 

@@ -16,7 +16,8 @@ README = Path(__file__).resolve().parents[1] / "README.md"
 
 
 def test_readme_python_example(tmp_path):
-    code = re.search(r"```python\n(.*?)```", README.read_text(), re.S).group(1)
+    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
+    code = next(b for b in blocks if "load_pretrained" in b)
     proto = train_sentencepiece()
     tok_dir = write_authors_tokenizer_dir(tmp_path / "tok", proto, spm.SentencePieceProcessor(model_proto=proto).get_piece_size())
     ckpt = save_pretrained(tiny_model(seed=4), tmp_path / "ckpt", tokenizer=load_tokenizer(tok_dir))
