@@ -2,9 +2,28 @@
 
     from mpg_sam2 import load_pretrained
     pretrained = load_pretrained("path/or/hub-repo")
-"""
-from mpg_sam2.config import PRESETS, MPGSAM2Config, get_preset
-from mpg_sam2.model.mpg_sam2 import MPGSAM2
-from mpg_sam2.pretrained import Pretrained, load_pretrained, save_pretrained
 
-__all__ = ["MPGSAM2", "MPGSAM2Config", "PRESETS", "Pretrained", "get_preset", "load_pretrained", "save_pretrained"]
+The names below are imported on first use, so light subpackages (e.g. the synthetic data
+generator) load without torch and SAM 2.
+"""
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "MPGSAM2": "mpg_sam2.model.mpg_sam2",
+    "MPGSAM2Config": "mpg_sam2.config",
+    "PRESETS": "mpg_sam2.config",
+    "get_preset": "mpg_sam2.config",
+    "Pretrained": "mpg_sam2.pretrained",
+    "load_pretrained": "mpg_sam2.pretrained",
+    "save_pretrained": "mpg_sam2.pretrained",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'mpg_sam2' has no attribute {name!r}")
