@@ -6,26 +6,14 @@ import os
 import sys
 from pathlib import Path
 
-import sentencepiece as spm
-import torch
-
-from mpg_sam2.pretrained import save_pretrained
-from mpg_sam2.tokenizer import load_tokenizer
-from tiny_model import tiny_model
-from tokenizer_factory import train_sentencepiece, write_authors_tokenizer_dir
+from tiny_model import save_tiny_checkpoint
 from video_factory import pattern_frames, write_video
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def make_checkpoint(folder: Path) -> Path:
-    proto = train_sentencepiece()
-    pieces = spm.SentencePieceProcessor(model_proto=proto).get_piece_size()
-    tokenizer = load_tokenizer(write_authors_tokenizer_dir(folder / "tok", proto, pieces))
-    model = tiny_model(seed=11)
-    with torch.no_grad():
-        model.sam2.sam_mask_decoder.pred_obj_score_head.layers[-1].bias.fill_(5.0)
-    return save_pretrained(model, folder / "ckpt", tokenizer=tokenizer)
+    return save_tiny_checkpoint(folder, seed=11)
 
 
 def make_video(folder: Path, frames: int = 6) -> Path:

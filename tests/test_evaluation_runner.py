@@ -15,8 +15,6 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-import sentencepiece as spm
-import torch
 from PIL import Image
 
 from dataset_factory import HEIGHT, WIDTH, davis_palette, write_mevis, write_ref_davis17, write_ref_youtube_vos
@@ -25,21 +23,12 @@ from mpg_sam2.evaluation import boundary_f_measure, read_results_json, region_si
 from mpg_sam2.evaluation import davis_unsupervised, runner
 from mpg_sam2.evaluation.runner import EvaluationConfig, resolve_shard, run_evaluation
 from mpg_sam2.pipeline.registry import load_model
-from mpg_sam2.pretrained import save_pretrained
-from mpg_sam2.tokenizer import load_tokenizer
-from tiny_model import tiny_model
-from tokenizer_factory import train_sentencepiece, write_authors_tokenizer_dir
+from tiny_model import save_tiny_checkpoint
 
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory) -> Path:
-    proto = train_sentencepiece()
-    pieces = spm.SentencePieceProcessor(model_proto=proto).get_piece_size()
-    tokenizer = load_tokenizer(write_authors_tokenizer_dir(tmp_path_factory.mktemp("tok"), proto, pieces))
-    model = tiny_model(seed=7)
-    with torch.no_grad():
-        model.sam2.sam_mask_decoder.pred_obj_score_head.layers[-1].bias.fill_(5.0)
-    return save_pretrained(model, tmp_path_factory.mktemp("ckpt") / "tiny", tokenizer=tokenizer)
+    return save_tiny_checkpoint(tmp_path_factory.mktemp("tiny"), seed=7)
 
 
 @pytest.fixture(scope="module")

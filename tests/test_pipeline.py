@@ -5,22 +5,17 @@ import warnings
 
 import numpy as np
 import pytest
-import sentencepiece as spm
 import torch
 
 from mpg_sam2.pipeline.expressions import ExpressionError, prepare_expressions
 from mpg_sam2.pipeline.segmentation import SegmentationOptions, iter_segment_video, segment_video
 from mpg_sam2.reference import run_case
-from mpg_sam2.tokenizer import load_tokenizer
-from tiny_model import tiny_model
-from tokenizer_factory import train_sentencepiece, write_authors_tokenizer_dir
+from tiny_model import tiny_model, tiny_tokenizer
 
 
 @pytest.fixture(scope="module")
 def tokenizer(tmp_path_factory):
-    proto = train_sentencepiece()
-    pieces = spm.SentencePieceProcessor(model_proto=proto).get_piece_size()
-    return load_tokenizer(write_authors_tokenizer_dir(tmp_path_factory.mktemp("tok"), proto, pieces))
+    return tiny_tokenizer(tmp_path_factory.mktemp("tok"))
 
 
 @pytest.fixture(scope="module")

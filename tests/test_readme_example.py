@@ -4,7 +4,6 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import numpy as np
 import sentencepiece as spm
 
 from mpg_sam2.pretrained import save_pretrained

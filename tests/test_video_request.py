@@ -7,31 +7,19 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import sentencepiece as spm
-import torch
 
 from mpg_sam2.cli import main
 from mpg_sam2.pipeline import registry
 from mpg_sam2.pipeline.registry import ModelEntry, find_checkpoint, list_repo_files, load_model
 from mpg_sam2.pipeline.segmentation import SegmentationOptions, segment_video
 from mpg_sam2.pipeline.video_file import segment_video_file
-from mpg_sam2.pretrained import save_pretrained
-from mpg_sam2.tokenizer import load_tokenizer
-from mpg_sam2.video import FrameSampling
-from tiny_model import tiny_model
-from tokenizer_factory import train_sentencepiece, write_authors_tokenizer_dir
+from tiny_model import save_tiny_checkpoint
 from video_factory import pattern_frames, write_video
 
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory) -> Path:
-    proto = train_sentencepiece()
-    pieces = spm.SentencePieceProcessor(model_proto=proto).get_piece_size()
-    tokenizer = load_tokenizer(write_authors_tokenizer_dir(tmp_path_factory.mktemp("tok"), proto, pieces))
-    model = tiny_model(seed=7)
-    with torch.no_grad():
-        model.sam2.sam_mask_decoder.pred_obj_score_head.layers[-1].bias.fill_(5.0)
-    return save_pretrained(model, tmp_path_factory.mktemp("ckpt") / "tiny", tokenizer=tokenizer)
+    return save_tiny_checkpoint(tmp_path_factory.mktemp("tiny"), seed=7)
 
 
 @pytest.fixture(scope="module")

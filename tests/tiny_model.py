@@ -19,3 +19,28 @@ TINY = MPGSAM2Config(
 def tiny_model(seed: int = 0, **overrides) -> MPGSAM2:
     torch.manual_seed(seed)
     return MPGSAM2(dataclasses.replace(TINY, **overrides))
+
+
+def tiny_tokenizer(folder):
+    """A small sentencepiece tokenizer saved like the authors' (ids fit the tiny vocabulary)."""
+    import sentencepiece as spm
+
+    from mpg_sam2.tokenizer import load_tokenizer
+    from tokenizer_factory import train_sentencepiece, write_authors_tokenizer_dir
+
+    proto = train_sentencepiece()
+    pieces = spm.SentencePieceProcessor(model_proto=proto).get_piece_size()
+    return load_tokenizer(write_authors_tokenizer_dir(folder, proto, pieces))
+
+
+def save_tiny_checkpoint(folder, seed: int = 7):
+    """A tiny model whose frames all count as "object present", saved with its tokenizer."""
+    from pathlib import Path
+
+    from mpg_sam2.pretrained import save_pretrained
+
+    folder = Path(folder)
+    model = tiny_model(seed=seed)
+    with torch.no_grad():
+        model.sam2.sam_mask_decoder.pred_obj_score_head.layers[-1].bias.fill_(5.0)
+    return save_pretrained(model, folder / "ckpt", tokenizer=tiny_tokenizer(folder / "tok"))
