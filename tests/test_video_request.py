@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from mpg_sam2.cli import main
 from mpg_sam2.pipeline import registry
@@ -120,3 +121,19 @@ def test_offline_listing_without_cache_is_explained(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(RuntimeError, match="could not list ReeF2025/MPG-SAM2@main on the local Hub cache"):
         list_repo_files("ReeF2025/MPG-SAM2", cache_dir=tmp_path)
+
+
+def test_device_and_precision_choice():
+    from mpg_sam2.pipeline.devices import check_precision, select_device
+
+    assert select_device("cpu").type == "cpu"
+    expected = "cuda" if torch.cuda.is_available() else ("mps" if torch.backends.mps.is_available() else "cpu")
+    assert select_device("auto").type == expected
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="CUDA is not available"):
+            select_device("cuda:0")
+    with pytest.raises(ValueError, match="unsupported device"):
+        select_device("tpu")
+    with pytest.raises(ValueError, match="precision must be"):
+        check_precision("fp16", torch.device("cpu"))
+    assert check_precision("bf16", torch.device("cpu")) == "bf16"
