@@ -59,3 +59,15 @@ def test_strict_loading_names_every_mismatch():
     assert "1.weight" in text and "1.bias" in text  # missing
     assert "extra.weight" in text  # unexpected
     assert "0.bias: checkpoint (4,) vs model (3,)" in text
+
+
+def test_release_tiny_builds_with_beit3_base_widths():
+    with empty_weights():
+        model = MPGSAM2(get_preset("release-tiny"))
+    sd = model.state_dict()
+    assert sd["beit3.text_embed.weight"].shape == (64010, 768)
+    assert sd["mask_prior_generator.class_token_attn.in_proj_weight"].shape == (3 * 768, 768)
+    assert sd["mask_prior_generator.global_context_proj.weight"].shape == (256, 768)
+    assert sd["text_prompt_proj.2.weight"].shape == (256, 768)
+    assert sd["sam2.image_encoder.trunk.patch_embed.proj.weight"].shape[0] == 96  # Hiera-T
+    assert len(model.beit3.layers) == 12
