@@ -19,7 +19,6 @@ import torch
 import torch.nn.functional as F
 from sam2.modeling.sam2_base import NO_OBJ_SCORE, SAM2Base
 from sam2.modeling.sam2_utils import get_1d_sine_pe
-from sam2.modeling.sam.transformer import TwoWayTransformer
 
 from mpg_sam2.config import AggregatorConfig
 from mpg_sam2.model.global_historical_aggregator import GlobalHistoricalAggregator
@@ -66,15 +65,18 @@ class PromptedSAM2(SAM2Base):
 
     def _build_sam_heads(self) -> None:
         super()._build_sam_heads()
+        base = self.sam_mask_decoder
         dim = self.sam_prompt_embed_dim
-        # Same construction as SAM 2's own decoder, plus the aggregator.
+        # The same decoder SAM 2 just built (its two-way transformer is reused as is, its head
+        # sizes read from it), plus the aggregator; the attribute name stays sam_mask_decoder so
+        # SAM 2 checkpoint keys still match.
         self.sam_mask_decoder = MPGMaskDecoder(
             aggregator=GlobalHistoricalAggregator(dim, self._global_grid_size, self._aggregator_config),
-            num_multimask_outputs=self.sam_mask_decoder.num_multimask_outputs,
-            transformer=TwoWayTransformer(depth=2, embedding_dim=dim, mlp_dim=2048, num_heads=8),
+            num_multimask_outputs=base.num_multimask_outputs,
+            transformer=base.transformer,
             transformer_dim=dim,
-            iou_head_depth=3,
-            iou_head_hidden_dim=256,
+            iou_head_depth=base.iou_prediction_head.num_layers,
+            iou_head_hidden_dim=base.iou_prediction_head.layers[0].out_features,
             use_high_res_features=self.use_high_res_features_in_sam,
             iou_prediction_use_sigmoid=self.iou_prediction_use_sigmoid,
             pred_obj_scores=self.pred_obj_scores,
