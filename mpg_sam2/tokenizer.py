@@ -312,11 +312,13 @@ def load_tokenizer(directory: str | Path, max_tokens: int = DEFAULT_MAX_TOKENS) 
         "trust_remote_code": False,
     }
     try:
-        if (directory / _TOKENIZER_CONFIG).is_file():
+        config_path = directory / _TOKENIZER_CONFIG
+        named = json.loads(config_path.read_text(encoding="utf-8")).get("tokenizer_class", "") if config_path.is_file() else ""
+        if config_path.is_file() and not named.startswith("XLMRoberta"):
             backend = AutoTokenizer.from_pretrained(str(directory), **kwargs)
         else:
-            # Without tokenizer_config.json AutoTokenizer cannot tell the class (a checkpoint's
-            # config.json names the model type "evf", unknown to transformers): name it.
+            # The XLM-R class is named directly: AutoTokenizer would also read the checkpoint's
+            # config.json, whose model type ("evf", "mpg_sam2") transformers does not know.
             kwargs.pop("use_fast")
             backend = XLMRobertaTokenizer.from_pretrained(str(directory), **kwargs)
     except Exception as error:  # transformers raises many types here; keep the cause attached
