@@ -152,6 +152,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     _segment_parser(sub)
     _evaluate_parser(sub)
+    from mpg_sam2.training.cli import add_train_parser  # argparse only; training code loads on use
+
+    add_train_parser(sub)
     return parser
 
 

@@ -1,0 +1,13 @@
+"""Training MPG-SAM 2 (never imported by the model, the pipeline or the app).
+
+Data flow of one optimizer step, one file per stage::
+
+    datasets (clips from ReferringDataset / RefCOCO) -> augment (both views + text consistent)
+    -> forward (inference path with gradients) -> losses (focal + dice + sim, SPEC §11)
+    -> trainer (accumulation, clipping, AdamW over param_groups, bf16 on CUDA, DDP via distributed)
+    -> checkpointing (load_pretrained's directory format + training_state.pt), validation (J&F)
+
+Around it: init_weights (official SAM 2 / BEiT-3 files), tokenizer_training (a small
+sentencepiece tokenizer saved like XLM-R's), ablations (the paper's Table 3 switches), cli
+(``python -m mpg_sam2 train``). Importing this package loads nothing heavy; import the modules.
+"""

@@ -1,0 +1,213 @@
+"""Training clips from the referring benchmarks: videos (Ref-YouTube-VOS, MeViS, synthetic) and
+RefCOCO/+/g images as one-frame pseudo-videos (the paper's pre-training).
+
+Data flow of one draw::
+
+    ClipEntry (frames on disk, target masks, caption)
+      -> T sorted frame indices (random stride) -> augment_clip (crop, flip + left/right, jitter)
+      -> SAM 2 view [T,3,S,S], BEiT-3 view [T,3,B,B], targets [T,S,S], tokenised caption
+
+Every random choice of a draw comes from ``numpy.random.default_rng([seed, draw])``, where
+``draw`` is the position of the item in the training stream, so the data are the same whatever
+the number of loader workers and a resumed run sees exactly what an uninterrupted one would.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+
+from mpg_sam2.data.types import MaskSource, ReferringDataset, read_frame
+from mpg_sam2.tokenizer import ReferringTokenizer
+from mpg_sam2.training.augment import AugmentConfig, augment_clip, encoder_views, resize_masks
+
+__all__ = [
+    "DATASETS",
+    "ClipDataset",
+    "ClipEntry",
+    "TrainingClip",
+    "collate_clips",
+    "entries_from_refcoco",
+    "entries_from_videos",
+    "load_entries",
+    "sample_frame_indices",
+]
+
+DATASETS = ("synthetic", "ref-youtube-vos", "mevis", "refcoco")
+# The authors truncate captions to 512 tokens in training (inference uses the whole caption).
+TRAIN_MAX_TOKENS = 512
+
+
+@dataclass(frozen=True)
+class ClipEntry:
+    """One (video or image, caption) pair that clips are drawn from."""
+
+    key: str  # "video_id/expression_id" or "refcoco/ref_id/sentence"
+    text: str
+    frame_paths: tuple[Path, ...]
+    masks: MaskSource | None = None  # per-frame targets of a video
+    image_mask: Callable[[], np.ndarray] | None = None  # the target of a single image
+
+    @property
+    def num_frames(self) -> int:
+        return len(self.frame_paths)
+
+    def load_mask(self, index: int) -> np.ndarray:
+        if self.masks is not None:
+            return self.masks.load(index)
+        if self.image_mask is not None:
+            return self.image_mask()
+        raise RuntimeError(f"entry {self.key} has no target masks")
+
+
+@dataclass
+class TrainingClip:
+    """One training example (``T`` frames, caption of ``L`` tokens); tensors on the CPU."""
+
+    key: str
+    text: str  # after augmentation (left/right swapped on a flip)
+    frame_indices: tuple[int, ...]
+    sam_pixels: torch.Tensor  # [T, 3, S, S] float32, SAM 2 input
+    beit_pixels: torch.Tensor  # [T, 3, B, B] float32, BEiT-3 input
+    input_ids: torch.Tensor  # [1, L] int64
+    attention_mask: torch.Tensor  # [1, L] bool
+    targets: torch.Tensor  # [T, S, S] float32 in {0, 1}
+    augmentations: tuple[str, ...] = ()
+
+    @property
+    def num_frames(self) -> int:
+        return self.sam_pixels.shape[0]
+
+    def to(self, device: torch.device | str) -> "TrainingClip":
+        return TrainingClip(
+            self.key, self.text, self.frame_indices, self.sam_pixels.to(device), self.beit_pixels.to(device),
+            self.input_ids.to(device), self.attention_mask.to(device), self.targets.to(device), self.augmentations,
+        )
+
+
+def sample_frame_indices(num_available: int, num_frames: int, rng: np.random.Generator, max_stride: int = 3) -> list[int]:
+    """``min(num_frames, num_available)`` increasing indices with one random stride and start."""
+    if num_available < 1:
+        raise ValueError("cannot draw frames from a video with 0 frames")
+    count = min(num_frames, num_available)
+    longest = (num_available - 1) // (count - 1) if count > 1 else 1
+    stride = int(rng.integers(1, max(1, min(max_stride, longest)) + 1))
+    start = int(rng.integers(0, num_available - (count - 1) * stride))
+    return [start + k * stride for k in range(count)]
+
+
+def entries_from_videos(dataset: ReferringDataset) -> list[ClipEntry]:
+    """Every expression of a dataset split that carries target masks."""
+    entries = [
+        ClipEntry(f"{s.video_id}/{s.expression_id}", s.expression, s.frame_paths, masks=s.masks)
+        for s in dataset
+        if s.masks is not None
+    ]
+    if not entries:
+        raise ValueError(f"{dataset.name} {dataset.split} has no expressions with ground-truth masks to train on")
+    return entries
+
+
+def entries_from_refcoco(samples: Sequence) -> list[ClipEntry]:
+    """One entry per sentence of each RefCOCO sample (a 1-frame pseudo-video)."""
+    return [
+        ClipEntry(f"refcoco/{s.ref_id}/{k}", sentence, (s.image_path,), image_mask=s.mask)
+        for s in samples
+        for k, sentence in enumerate(s.sentences)
+    ]
+
+
+def load_entries(dataset: str, root: str | Path, split: str | None = None) -> list[ClipEntry]:
+    """Training entries of a benchmark (``split`` defaults to its training split)."""
+    from mpg_sam2.data import mevis, ref_youtube_vos, refcoco
+    from mpg_sam2.data.synthetic import load_synthetic
+
+    if dataset == "synthetic":
+        return entries_from_videos(load_synthetic(root, split or "train"))
+    if dataset == "ref-youtube-vos":
+        return entries_from_videos(ref_youtube_vos.load_ref_youtube_vos(root, split or "train"))
+    if dataset == "mevis":
+        return entries_from_videos(mevis.load_mevis(root, split or "train"))
+    if dataset == "refcoco":
+        # RefCOCO, RefCOCO+ and RefCOCOg together, as the paper pre-trains; missing ones are skipped.
+        entries: list[ClipEntry] = []
+        for name in refcoco.DATASETS:
+            if (Path(root) / name).is_dir():
+                entries += entries_from_refcoco(refcoco.load_refcoco(root, name, split or "train"))
+        if not entries:
+            raise FileNotFoundError(f"no refcoco, refcoco+ or refcocog folder under {root}; expected:\n{refcoco.LAYOUT}")
+        return entries
+    raise ValueError(f"unknown training dataset {dataset!r}; choose one of {DATASETS}")
+
+
+class ClipDataset(torch.utils.data.Dataset):
+    """Map-style dataset indexed by ``(entry index, draw)``; see the module docstring.
+
+    Args:
+        entries: what to draw from.
+        tokenizer: the checkpoint's tokenizer.
+        sam_size / beit_size: encoder input sizes (the model config's).
+        num_frames: frames per clip (fewer when a video is shorter; 1 for images).
+        augment: augmentation settings.
+        seed: base seed of every draw.
+        max_tokens: captions are cut to this many tokens (``</s>`` kept).
+        max_stride: largest gap between sampled frames.
+    """
+
+    def __init__(
+        self,
+        entries: Sequence[ClipEntry],
+        tokenizer: ReferringTokenizer,
+        sam_size: int,
+        beit_size: int,
+        num_frames: int,
+        augment: AugmentConfig = AugmentConfig(),
+        seed: int = 0,
+        max_tokens: int = TRAIN_MAX_TOKENS,
+        max_stride: int = 3,
+    ) -> None:
+        if num_frames < 1:
+            raise ValueError(f"num_frames must be at least 1, got {num_frames}")
+        self.entries = list(entries)
+        self.tokenizer = tokenizer
+        self.sam_size, self.beit_size = sam_size, beit_size
+        self.num_frames = num_frames
+        self.augment = augment
+        self.seed = seed
+        self.max_tokens = max_tokens
+        self.max_stride = max_stride
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def __getitem__(self, key: int | tuple[int, int]) -> TrainingClip:
+        index, draw = key if isinstance(key, tuple) else (key, key)
+        entry = self.entries[index]
+        rng = np.random.default_rng([self.seed, draw])
+        indices = sample_frame_indices(entry.num_frames, self.num_frames, rng, self.max_stride)
+        frames = np.stack([read_frame(entry.frame_paths[i]) for i in indices])
+        masks = np.stack([entry.load_mask(i) for i in indices])
+        if masks.shape != frames.shape[:3]:
+            raise ValueError(f"{entry.key}: masks {masks.shape} and frames {frames.shape[:3]} differ in size")
+        clip = augment_clip(frames, masks, entry.text, rng, self.augment)
+        sam, beit = encoder_views(clip.frames, self.sam_size, self.beit_size)
+        tokens = self.tokenizer.encode(clip.text, max_length=self.max_tokens)
+        return TrainingClip(
+            key=entry.key,
+            text=clip.text,
+            frame_indices=tuple(indices),
+            sam_pixels=sam,
+            beit_pixels=beit,
+            input_ids=tokens.input_ids,
+            attention_mask=tokens.attention_mask,
+            targets=resize_masks(clip.masks, self.sam_size),
+            augmentations=tuple(clip.applied),
+        )
+
+
+def collate_clips(clips: list[TrainingClip]) -> list[TrainingClip]:
+    """Clips differ in frame count and caption length: a batch is a list."""
+    return clips

@@ -1,0 +1,65 @@
+"""The training forward of a batch of clips: the inference path with gradients, then the loss.
+
+Each clip runs exactly as at inference (SPEC §11: the authors train batch-size-1 clips through
+the same SAM 2 video propagation): BEiT-3 on every (frame, caption) pair, the mask prior
+generator, then SAM 2 from frame 0 forward with its memory bank, multimask output and best-IoU
+selection. The prediction of frame ``t`` is the selected mask's logits upsampled to the SAM 2
+input size ``[S, S]`` (1024 for the released models), after the no-object gate unless the
+object-score loss is on (see :class:`~mpg_sam2.training.losses.LossWeights`).
+
+:class:`TrainingForward` is the ``nn.Module`` that ``DistributedDataParallel`` wraps: its
+``forward`` returns the loss terms as a dict of tensors.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from mpg_sam2.model.mpg_sam2 import MPGSAM2
+from mpg_sam2.training.datasets import TrainingClip
+from mpg_sam2.training.losses import ClipPrediction, LossWeights, referring_loss
+
+__all__ = ["TrainingForward", "predict_clip"]
+
+
+def predict_clip(model: MPGSAM2, clip: TrainingClip, autocast_dtype: torch.dtype | None = None, gated: bool = True) -> ClipPrediction:
+    """Logits ``[T, S, S]`` (float32), object scores and sentence scores of one clip on ``model.device``."""
+    with model.autocast(autocast_dtype):
+        prompts, _ = model.encode_expression(clip.beit_pixels, clip.input_ids, clip.attention_mask)
+        # text_similarity_head reads each frame's projected <s> token (SPEC §11).
+        sentence_scores = model.text_similarity_head(prompts.text_features[:, 0, 0]).float()[:, 0]
+    logits, scores = [], []
+    for frame in model.propagate(lambda t: clip.sam_pixels[t : t + 1], prompts, autocast_dtype=autocast_dtype):
+        heads = frame.heads
+        if gated:
+            logits.append(heads.highres_logits[0, 0])
+        else:
+            size = heads.highres_logits.shape[-2:]
+            logits.append(F.interpolate(heads.lowres_logits_before, size=size, mode="bilinear", align_corners=False)[0, 0])
+        scores.append(heads.object_score_logits[0, 0])
+    return ClipPrediction(logits=torch.stack(logits).float(), object_score_logits=torch.stack(scores).float(),
+                          sentence_scores=sentence_scores)
+
+
+class TrainingForward(nn.Module):
+    """Wraps the model for training; ``forward(clips, num_valid) -> {"loss", "focal", ...}``.
+
+    Args:
+        model: the MPG-SAM 2 model (its parameters are this module's, under ``model.``).
+        weights: loss weights.
+        autocast_dtype: ``torch.bfloat16`` on CUDA (the authors train in bf16), None for float32.
+    """
+
+    def __init__(self, model: MPGSAM2, weights: LossWeights = LossWeights(), autocast_dtype: torch.dtype | None = None) -> None:
+        super().__init__()
+        self.model = model
+        self.weights = weights
+        self.autocast_dtype = autocast_dtype
+
+    def forward(self, clips: list[TrainingClip], num_valid: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        gated = self.weights.object_score <= 0
+        device = self.model.device
+        clips = [c.to(device) for c in clips]
+        predictions = [predict_clip(self.model, c, self.autocast_dtype, gated=gated) for c in clips]
+        return referring_loss(predictions, [c.targets for c in clips], self.weights, num_valid).as_dict()

@@ -1,0 +1,375 @@
+"""Training module: losses, parameter groups, augmentations, a few steps, resume, and the CLI."""
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from mpg_sam2.config import SAM2Config, get_preset
+from mpg_sam2.model.mpg_sam2 import MPGSAM2
+from mpg_sam2.training.augment import AugmentConfig, augment_clip, encoder_views, swap_left_right
+from mpg_sam2.training.datasets import TrainingClip, sample_frame_indices
+from mpg_sam2.training.forward import TrainingForward
+from mpg_sam2.training.losses import ClipPrediction, LossWeights, referring_loss, similarity_loss
+from mpg_sam2.training.param_groups import (
+    AUTHORS_FUSION_PREFIXES,
+    OptimizerSettings,
+    build_optimizer,
+    parameter_groups,
+)
+from tiny_model import TINY
+
+# The tiny test model with SAM 2 at 128 px: a training step takes well under a second.
+CONFIG = dataclasses.replace(TINY, sam2=SAM2Config(variant="hiera_t", image_size=128))
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    # On a shared 2-core machine, two competing torch threads are many times slower than one.
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+def _model(seed: int = 0) -> MPGSAM2:
+    torch.manual_seed(seed)
+    return MPGSAM2(CONFIG)
+
+
+def _clip(seed: int, num_frames: int = 2) -> TrainingClip:
+    """A square that moves right on noise; the same clip for the same seed."""
+    g = torch.Generator().manual_seed(seed)
+    s, b = CONFIG.sam2.image_size, CONFIG.beit3.image_size
+    targets = torch.zeros(num_frames, s, s)
+    for t in range(num_frames):
+        targets[t, 40:80, 20 + 10 * t : 60 + 10 * t] = 1
+    sam = torch.randn(num_frames, 3, s, s, generator=g) * 0.3 + targets[:, None] * 1.5
+    beit = torch.nn.functional.interpolate(sam, size=(b, b), mode="bilinear", antialias=True)
+    ids = torch.tensor([[0, 17 + seed, 29, 2]])
+    return TrainingClip(f"clip{seed}", "text", tuple(range(num_frames)), sam, beit, ids, ids != 3, targets)
+
+
+# ------------------------------------------------------------------------------------------------
+# Losses against a direct float64 computation
+
+
+def _reference(logits: list[np.ndarray], targets: list[np.ndarray], sentence: list[np.ndarray]) -> dict[str, float]:
+    n = max(1, sum(int((y.reshape(len(y), -1).sum(1) > 0).sum()) for y in targets))
+    focal = dice = 0.0
+    sims = []
+    for x, y, s in zip(logits, targets, sentence):
+        p = 1 / (1 + np.exp(-x))
+        ce = -(y * np.log(p) + (1 - y) * np.log(1 - p))
+        p_t = np.where(y == 1, p, 1 - p)
+        alpha_t = np.where(y == 1, 0.25, 0.75)
+        focal += float(np.mean(alpha_t * ce * (1 - p_t) ** 2))
+        dice += 1 - (2 * np.sum(p * y) + 1) / (np.sum(p) + np.sum(y) + 1)
+        for t in range(len(x)):
+            sen = np.full(p[t].size, s[t])
+            a = np.dot(p[t].ravel(), sen) / (np.linalg.norm(p[t]) * np.linalg.norm(sen))
+            b = np.dot(y[t].ravel(), sen) / max(np.linalg.norm(y[t]) * np.linalg.norm(sen), 1e-8)
+            sims.append((a - b) ** 2)
+    sim = float(np.mean(sims))
+    return {"focal": focal / n, "dice": dice / n, "sim": sim, "loss": 2 * focal / n + 5 * dice / n + 2 * sim}
+
+
+def test_losses_match_float64_reference_including_empty_targets():
+    rng = np.random.default_rng(0)
+    shapes = [(3, 8, 10), (2, 8, 10)]
+    logits = [rng.normal(0, 3, s) for s in shapes]
+    targets = [(rng.random(s) > 0.7).astype(np.float64) for s in shapes]
+    targets[0][1] = 0  # an empty frame inside a video
+    targets[1][:] = 0  # a video whose target is empty everywhere
+    sentence = [rng.normal(size=s[0]) for s in shapes]
+    expected = _reference(logits, targets, sentence)
+    assert expected["focal"] > 0 and expected["sim"] > 0
+    for dtype, tol in ((torch.float64, 1e-12), (torch.float32, 2e-6)):
+        predictions = [
+            ClipPrediction(torch.tensor(x, dtype=dtype), torch.zeros(len(x), dtype=dtype), torch.tensor(s, dtype=dtype))
+            for x, s in zip(logits, sentence)
+        ]
+        got = referring_loss(predictions, [torch.tensor(y, dtype=dtype) for y in targets]).as_dict()
+        for name, value in expected.items():
+            assert float(got[name]) == pytest.approx(value, rel=tol, abs=tol), name
+        assert float(got["object_score"]) == 0.0
+
+
+def test_all_empty_batch_divides_by_one():
+    x = torch.randn(2, 4, 4, dtype=torch.float64)
+    y = torch.zeros(2, 4, 4, dtype=torch.float64)
+    out = referring_loss([ClipPrediction(x, torch.zeros(2), torch.ones(2))], [y])
+    p = x.sigmoid()
+    assert float(out.dice) == pytest.approx(float(1 - 1 / (p.sum() + 1)))
+    # cos(target, s) is 0 for an empty target: the sim term pushes towards an empty prediction.
+    assert float(out.sim) == pytest.approx(float((p.flatten(1).sum(1) / (p.flatten(1).norm(dim=1) * 4)).pow(2).mean()))
+
+
+def test_similarity_loss_ignores_the_sentence_scores():
+    x, y = torch.randn(3, 6, 6, dtype=torch.float64), (torch.rand(3, 6, 6) > 0.5).double()
+    base = similarity_loss(x, y, torch.tensor([0.5, 2.0, 1.0], dtype=torch.float64))
+    for scores in ([-3.0, 0.1, 7.0], [1e-3, -1e-3, 50.0]):
+        assert torch.allclose(similarity_loss(x, y, torch.tensor(scores, dtype=torch.float64)), base, atol=1e-12)
+    # ... and equals the squared difference of the mean/RMS ratios.
+    p = x.sigmoid().flatten(1)
+    ratio = lambda z: z.sum(1) / (z.norm(dim=1) * 6)  # noqa: E731
+    assert torch.allclose(base, (ratio(p) - ratio(y.flatten(1))) ** 2, atol=1e-12)
+
+
+# ------------------------------------------------------------------------------------------------
+# Parameter groups and gradients
+
+
+def test_parameter_groups_hold_exactly_the_trainable_parameters():
+    model = _model()
+    settings = OptimizerSettings(lr=2e-6, lr_fusion=5e-5)
+    groups = parameter_groups(model, settings)
+    by_name = {g["name"]: g for g in groups}
+    assert by_name["base"]["lr"] == 2e-6 and by_name["fusion"]["lr"] == 5e-5
+    assert all(g["weight_decay"] == 5e-4 for g in groups)
+    grouped = [n for g in groups for n in g["param_names"]]
+    assert len(grouped) == len(set(grouped)), "a parameter is in two groups"
+    assert len({id(p) for g in groups for p in g["params"]}) == len(grouped)
+    named = dict(model.named_parameters())
+    trainable = {n for n, p in named.items() if p.requires_grad}
+    assert set(grouped) == trainable
+    assert trainable == {n for n in named if not n.startswith("sam2.image_encoder.")}
+    fusion = set(by_name["fusion"]["param_names"])
+    assert fusion == {n for n in trainable if n.startswith(("mask_prior_generator.", "sam2.sam_mask_decoder.aggregator."))}
+
+    authors = {g["name"]: set(g["param_names"]) for g in parameter_groups(model, dataclasses.replace(settings, authors_lr_groups=True))}
+    assert authors["fusion"] == {n for n in trainable if n.startswith(AUTHORS_FUSION_PREFIXES)}
+    moved = fusion - authors["fusion"]
+    assert {n.rsplit(".", 1)[0] for n in moved} >= {
+        "mask_prior_generator.global_context_proj", "sam2.sam_mask_decoder.aggregator.global_patch_proj",
+    }
+    assert any(n.startswith("mask_prior_generator.spatiotemporal_layer.") for n in moved)
+
+    unfrozen = {g["name"]: set(g["param_names"]) for g in parameter_groups(model, dataclasses.replace(settings, train_image_encoder=True))}
+    assert unfrozen["base"] - set(by_name["base"]["param_names"]) == {
+        n for n in named if n.startswith("sam2.image_encoder.")
+    }
+
+
+def test_gradients_reach_only_the_optimised_parameters():
+    model = _model().train()
+    optimizer = build_optimizer(model, OptimizerSettings())
+    optimised = {id(p) for g in optimizer.param_groups for p in g["params"]}
+    losses = TrainingForward(model, LossWeights(object_score=1.0))([_clip(0)])
+    losses["loss"].backward()
+    with_grad = {n for n, p in model.named_parameters() if p.grad is not None and bool(p.grad.abs().sum() > 0)}
+    for name, param in model.named_parameters():
+        if name.startswith("sam2.image_encoder."):
+            assert not param.requires_grad and param.grad is None, name
+        elif param.grad is not None:
+            assert id(param) in optimised, f"{name} gets a gradient but is not optimised"
+    for prefix in ("beit3.layers.", "mask_prior_generator.prior_head.", "mask_prior_generator.spatiotemporal_layer.",
+                   "sam2.sam_mask_decoder.aggregator.pixel_fusion.", "sam2.sam_mask_decoder.aggregator.historical_token_fusion.",
+                   "sam2.memory_attention.", "sam2.memory_encoder.", "sam2.sam_mask_decoder.pred_obj_score_head.",
+                   "text_prompt_proj.", "text_feature_proj."):
+        assert any(n.startswith(prefix) for n in with_grad), f"no gradient reaches {prefix}"
+
+
+# ------------------------------------------------------------------------------------------------
+# Augmentations
+
+
+def test_swap_left_right():
+    assert swap_left_right("the square left of the Leftmost circle moving right") == (
+        "the square right of the Rightmost circle moving left"
+    )
+    assert swap_left_right("a bright star") == "a bright star"
+
+
+def _block_clip(num_frames: int = 3) -> tuple[np.ndarray, np.ndarray]:
+    frames = np.full((num_frames, 60, 90, 3), 40, dtype=np.uint8)
+    frames[:, 10:40, 5:30] = (250, 30, 30)
+    masks = np.zeros(frames.shape[:3], dtype=bool)
+    masks[:, 10:40, 5:30] = True
+    return frames, masks
+
+
+def test_flip_keeps_both_views_masks_and_text_aligned():
+    frames, masks = _block_clip()
+    clip = augment_clip(frames, masks, "the red square left of the circle", np.random.default_rng(0),
+                        AugmentConfig(flip_p=1.0, jitter_p=0.0, crop_p=0.0))
+    assert clip.applied == ["flip"] and clip.text == "the red square right of the circle"
+    sam, beit = encoder_views(clip.frames, 64, 32)
+    for view in (sam, beit):
+        half = view.shape[-1] // 2
+        red = view[:, 0]  # normalised red channel: the block is on the right after the flip
+        assert bool((red[..., half:].mean(dim=(1, 2)) > red[..., :half].mean(dim=(1, 2))).all())
+    half = clip.masks.shape[-1] // 2
+    assert clip.masks[..., half:].sum() == masks.sum() and clip.masks[..., :half].sum() == 0
+    # The BEiT-3 view is the SAM 2 view's image at another size: they agree after resizing.
+    resized = torch.nn.functional.interpolate(sam, size=(32, 32), mode="bilinear", antialias=True)
+    assert float((resized - beit).abs().mean()) < 0.1
+
+
+def test_jitter_and_crop_are_the_same_on_every_frame():
+    frames, masks = _block_clip(num_frames=3)
+    config = AugmentConfig(flip_p=0.0, jitter_p=1.0, crop_p=1.0, crop_scale=(0.4, 0.6))
+    clip = augment_clip(frames, masks, "the red square", np.random.default_rng(3), config)
+    assert clip.applied == ["crop", "jitter"]
+    assert clip.frames.shape[1:3] != frames.shape[1:3]
+    assert all(np.array_equal(clip.frames[0], f) for f in clip.frames[1:])
+    assert all(np.array_equal(clip.masks[0], m) for m in clip.masks[1:])
+    assert clip.masks.sum() >= 0.8 * masks.sum()  # the crop keeps the target
+    assert not np.array_equal(clip.frames[0][clip.masks[0]][0], frames[0][masks[0]][0])  # colours changed
+
+
+def test_frame_sampling_is_ordered_and_in_range():
+    rng = np.random.default_rng(0)
+    for available in (1, 3, 10, 50):
+        indices = sample_frame_indices(available, 5, rng)
+        assert len(indices) == min(5, available)
+        assert indices == sorted(set(indices)) and 0 <= indices[0] and indices[-1] < available
+
+
+# ------------------------------------------------------------------------------------------------
+# A few steps lower the loss on a fixed batch
+
+
+def test_a_few_steps_overfit_two_clips():
+    model = _model().train()
+    optimizer = build_optimizer(model, OptimizerSettings(lr=1e-3, lr_fusion=1e-3, grad_clip=1.0))
+    forward = TrainingForward(model, LossWeights(object_score=1.0))
+    batch = [_clip(0), _clip(1)]
+    params = [p for g in optimizer.param_groups for p in g["params"]]
+    history = []
+    for _ in range(6):
+        loss = forward(batch)["loss"]
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        history.append(float(loss.detach()))
+    assert all(np.isfinite(history))
+    assert history[-1] < 0.7 * history[0], history
+
+
+# ------------------------------------------------------------------------------------------------
+# The CLI: train, checkpoint, resume to the identical loss, load and segment
+
+
+@pytest.fixture(scope="module")
+def synthetic_root(tmp_path_factory):
+    from mpg_sam2.data.synthetic import write_dataset
+
+    return write_dataset(tmp_path_factory.mktemp("synthetic") / "data", seed=1, train=2, val=1, test=0, frames=4, size=64)
+
+
+def _log(out) -> dict[int, dict]:
+    lines = (out / "log.jsonl").read_text(encoding="utf-8").splitlines()
+    return {record["step"]: record for record in map(json.loads, lines)}
+
+
+def test_cli_trains_resumes_identically_and_writes_a_loadable_checkpoint(synthetic_root, tmp_path, capsys):
+    from mpg_sam2.cli import main
+    from mpg_sam2.data.synthetic import load_synthetic
+    from mpg_sam2.pipeline.segmentation import segment_video
+    from mpg_sam2.pretrained import load_pretrained, save_pretrained
+
+    init = save_pretrained(_model(seed=3), tmp_path / "init")
+    common = ["train", "--data", str(synthetic_root), "--dataset", "synthetic", "--frames", "2", "--steps", "3",
+              "--lr", "1e-4", "--object-score-loss", "1", "--threads", "1", "--seed", "5"]
+    out = tmp_path / "run"
+    assert main([*common, "--init-from", str(init), "--out", str(out), "--save-every", "2",
+                 "--val-every", "3", "--val-expressions", "1"]) == 0
+    printed = capsys.readouterr().out
+    assert "checkpoint:" in printed and "validation at step 3" in printed
+    assert (out / "step-000002" / "training_state.pt").is_file() and (out / "step-000003").is_dir()
+    log = _log(out)
+    assert sorted(log) == [1, 2, 3] and 0.0 <= log[3]["val"]["J&F"] <= 1.0
+    assert all(np.isfinite(r["loss"]) for r in log.values())
+
+    resumed = tmp_path / "resumed"
+    assert main([*common, "--resume", str(out / "step-000002"), "--out", str(resumed)]) == 0
+    again = _log(resumed)
+    assert sorted(again) == [3]
+    for name in ("loss", "focal", "dice", "sim", "object_score"):
+        assert again[3][name] == log[3][name], name
+
+    pretrained = load_pretrained(out / "step-000003")
+    assert pretrained.tokenizer is not None and pretrained.model.config == CONFIG
+    video = load_synthetic(synthetic_root, "valid").videos[0]
+    frames = np.stack([video.read_frame(i) for i in range(len(video.frame_paths))])
+    result = segment_video(frames, [video.expressions[0].expression], pretrained.model, pretrained.tokenizer)
+    assert result.expressions[0].masks.shape == frames.shape[:3]
+
+
+def test_nano_preset_builds_with_a_trained_tokenizer(tmp_path):
+    from mpg_sam2.training.tokenizer_training import train_tokenizer
+
+    config = get_preset("nano")
+    assert config.beit3.grid_size % config.aggregator.global_patch_size == 0
+    tokenizer = train_tokenizer(tmp_path / "tok")
+    assert len(tokenizer) <= config.beit3.vocab_size
+    ids = tokenizer.encode("the small striped red circle moving left").input_ids[0].tolist()
+    assert ids[0] == 0 and ids[-1] == 2 and len(ids) == 9  # one piece per word
+    assert 3 not in ids  # no <unk> (it would be masked out as padding)
+
+
+# ------------------------------------------------------------------------------------------------
+# Ablation switches
+
+
+def test_ablation_hooks_match_sam2_no_mask_path_and_skip_the_aggregator():
+    from mpg_sam2.training.ablations import apply_ablations
+
+    model = _model().train()
+    encoder = model.sam2.sam_prompt_encoder
+    points = (torch.zeros(1, 1, 2), -torch.ones(1, 1, dtype=torch.int32))
+    _, without_masks = encoder(points=points, boxes=None, masks=None)
+    ablations = apply_ablations(model, no_mask_prior=True, no_aggregator=True)
+    _, hooked = encoder(points=points, boxes=None, masks=torch.rand(1, 1, *encoder.mask_input_size))
+    assert torch.equal(hooked, without_masks)
+
+    TrainingForward(model, LossWeights(object_score=1.0))([_clip(0)])["loss"].backward()
+    grads = {n for n, p in model.named_parameters() if p.grad is not None and bool(p.grad.abs().sum() > 0)}
+    assert not any(n.startswith(("sam2.sam_mask_decoder.aggregator.", "mask_prior_generator.prior_head.",
+                                 "sam2.sam_prompt_encoder.mask_downscaling.")) for n in grads)
+    assert "sam2.sam_prompt_encoder.no_mask_embed.weight" in grads
+    ablations.remove()
+    _, restored = encoder(points=points, boxes=None, masks=torch.zeros(1, 1, *encoder.mask_input_size))
+    assert not torch.equal(restored, without_masks)
+
+
+# ------------------------------------------------------------------------------------------------
+# Initialisation from the official SAM 2 / BEiT-3 files
+
+
+def test_init_from_official_sam2_and_beit3_files(tmp_path):
+    from pathlib import Path
+
+    from mpg_sam2.key_mapping import authors_key_to_ours
+    from mpg_sam2.synthetic_weights import read_layout
+    from mpg_sam2.training.init_weights import init_from_beit3, init_from_sam2, left_at_init
+
+    model, donor = _model(seed=0), _model(seed=1)
+    donor_state = donor.state_dict()
+    sam2_file = tmp_path / "sam2_hiera_tiny.pt"
+    torch.save({"model": {k[len("sam2."):]: v for k, v in donor_state.items() if k.startswith("sam2.")
+                          and ".aggregator." not in k}}, sam2_file)
+    # torchscale BEiT-3 names, as the authors' checkpoints hold them under mm_extractor. (2 layers).
+    layout = read_layout(Path(__file__).parent / "fixtures" / "layout_mini.txt")
+    beit3 = {k[len("mm_extractor."):]: donor_state[authors_key_to_ours(k)] for k in layout if k.startswith("mm_extractor.beit3.")}
+    beit3_file = tmp_path / "beit3_tiny.pth"
+    torch.save({"model": {**beit3, "head.weight": torch.zeros(3, 64)}}, beit3_file)
+
+    reports = [init_from_sam2(model, sam2_file), init_from_beit3(model, beit3_file)]
+    assert reports[1].ignored == ["head.weight"]
+    state = model.state_dict()
+    for report in reports:
+        assert report.loaded and all(torch.equal(state[k], donor_state[k]) for k in report.loaded)
+    left = left_at_init(model, reports)
+    assert {n.split(".")[0] for n in left} == {"mask_prior_generator", "text_prompt_proj", "text_feature_proj",
+                                              "text_similarity_head", "sam2"}
+    assert all(n.startswith("sam2.sam_mask_decoder.aggregator.") for n in left if n.startswith("sam2."))
+
+    torch.save({"model": {"image_encoder.trunk.pos_embed": torch.zeros(1, 2, 3)}}, tmp_path / "wrong.pt")
+    with pytest.raises(ValueError, match="shape mismatches"):
+        init_from_sam2(model, tmp_path / "wrong.pt")
