@@ -107,3 +107,15 @@ def test_gradio_client_end_to_end(app, video):
             client.predict(handle_file(str(video)), "   ", app.MODELS[0].source, 3, 0, 0.5, [], api_name="/segment")
     finally:
         app.demo.close()
+
+
+def test_app_and_model_never_import_training_code(checkpoint):
+    import subprocess
+    import sys
+
+    code = ("import sys, app; bad = sorted(m for m in sys.modules if m.startswith('mpg_sam2.training')); "
+            "assert not bad, bad")
+    env = {**__import__("os").environ, "MPG_SAM2_MODEL": str(checkpoint), "HF_HUB_OFFLINE": "1"}
+    result = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[1], env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
