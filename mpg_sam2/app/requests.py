@@ -151,7 +151,7 @@ def _run(folder, video_path, expressions, model_source, max_frames, fps, thresho
     downloads = [p for p in (exports.archive, exports.overlay_video, exports.mask_video, exports.side_by_side_video, exports.coco_json) if p]
     total = sum(seg.stage_seconds.values())
     stage_text = " · ".join(f"{k.replace('_', ' ')} {v:.1f} s" for k, v in seg.stage_seconds.items())
-    stage_text = f"{seg.num_frames} frames, {total:.1f} s in all ({total / max(1, seg.num_frames):.2f} s per frame): {stage_text}"
+    stage_text = f"Model {Path(model_source).name or model_source} on {device}. {seg.num_frames} frames, {total:.1f} s in all ({total / max(1, seg.num_frames):.2f} s per frame): {stage_text}"
     return RequestResult(
         folder=folder, side_by_side=exports.side_by_side_video, overlay=exports.overlay_video, zip=exports.archive,
         downloads=downloads, inspector=inspector, num_frames=seg.num_frames, summary=summary_rows(seg),
