@@ -178,7 +178,8 @@ def test_mask_video(tmp_path: Path, masks) -> None:
     assert f[58, 90].max() <= 16  # background black
 
 
-def test_side_by_side_layout_and_legend(tmp_path: Path, frames, masks, heatmaps, audio_video) -> None:
+def test_side_by_side_layout_and_legend(tmp_path: Path, frames, masks, heatmaps, audio_video, monkeypatch) -> None:
+    monkeypatch.setattr(sbs_module, "MIN_PANEL_WIDTH", 0)  # keep the panels at frame size here
     path = write_side_by_side_video(tmp_path / "s.mp4", frames, FPS, masks, heatmaps, heatmaps, audio_source=audio_video)
     probe = assert_browser_mp4(path, ffprobe(path)["size"], with_audio=True)
     width, height = probe["size"]
@@ -198,6 +199,16 @@ def test_side_by_side_layout_and_legend(tmp_path: Path, frames, masks, heatmaps,
     # Final-mask column of row 1 shows expression 1 only (tinted inside its box).
     tint = 0.55 * frames[0, 45, 45] + 0.45 * np.array(expression_color(1))
     assert np.abs(first[header_h + 1 * (H + 2) + 2 + 45, 2 * (W + 2) + 45] - tint).max() <= 14
+
+
+def test_side_by_side_scales_small_videos_up(tmp_path: Path) -> None:
+    small = np.zeros((2, 40, 60, 3), dtype=np.uint8)
+    m = {"x": np.zeros((2, 40, 60), dtype=bool)}
+    path = write_side_by_side_video(tmp_path / "small.mp4", small, FPS, m)
+    layout = sbs_module._layout(("original", "final mask"), ["x"], 60, 40)
+    assert layout.panel_w == sbs_module.MIN_PANEL_WIDTH and layout.panel_h == 160
+    width, _ = ffprobe(path)["size"]
+    assert width >= 2 * sbs_module.MIN_PANEL_WIDTH
 
 
 def test_side_by_side_stays_within_1920(tmp_path: Path) -> None:

@@ -22,6 +22,8 @@ from .render import heatmap_rgb, overlay, resize_mask, resize_rgb
 
 MAX_WIDTH = 1920
 MAX_HEIGHT = 2160
+# Small videos are scaled up so the panel titles fit and the panels are readable in a browser.
+MIN_PANEL_WIDTH = 240
 FONT_SIZE = 14
 _GAP = 2  # pixels between panels and rows
 _BACKGROUND = (24, 24, 24)
@@ -61,7 +63,7 @@ def _layout(columns: tuple[str, ...], expressions: Sequence[str], frame_w: int, 
     line_h = FONT_SIZE + 6
     n_cols, n_rows = len(columns), len(expressions)
     # The header height depends on the width (legend wrapping); two passes settle it.
-    scale = min(1.0, (MAX_WIDTH - _GAP * (n_cols - 1)) / (n_cols * frame_w))
+    scale = min(max(1.0, MIN_PANEL_WIDTH / frame_w), (MAX_WIDTH - _GAP * (n_cols - 1)) / (n_cols * frame_w))
     for _ in range(2):
         panel_w, panel_h = max(2, int(frame_w * scale)), max(2, int(frame_h * scale))
         width = n_cols * panel_w + _GAP * (n_cols - 1)
