@@ -67,6 +67,10 @@ class SAM2Config:
     image_size: int = 1024
     # The authors' config keeps up to 16 object pointers in memory attention (SAM 2 default).
     max_obj_ptrs_in_encoder: int = 16
+    # Hydra overrides applied to the YAML before building, e.g. a smaller trunk or width for
+    # models trained from scratch ("model.image_encoder.trunk.embed_dim=32"). Empty for every
+    # released configuration.
+    overrides: tuple[str, ...] = ()
 
     @property
     def config_file(self) -> str:
@@ -133,7 +137,8 @@ class MPGSAM2Config:
                 bad = sorted(set(value) - sub_known)
                 if bad:
                     raise ValueError(f"unknown fields {bad} in config section {name!r}; known: {sorted(sub_known)}")
-                kwargs[name] = sub(**value)
+                # JSON has no tuples: turn lists back into tuples so configs compare equal.
+                kwargs[name] = sub(**{k: tuple(v) if isinstance(v, list) else v for k, v in value.items()})
             else:
                 kwargs[name] = value
         return cls(**kwargs)
@@ -141,6 +146,25 @@ class MPGSAM2Config:
 
 _BEIT3_LARGE = BEiT3Config()
 _BEIT3_BASE = BEiT3Config(embed_dim=768, num_layers=12, num_heads=12, ffn_dim=3072)
+
+_NANO_WIDTH = 128
+_NANO_SAM2_OVERRIDES = (
+    "model.image_encoder.trunk.embed_dim=32",
+    "model.image_encoder.trunk.stages=[1,1,2,1]",
+    "model.image_encoder.trunk.global_att_blocks=[3]",
+    "model.image_encoder.neck.backbone_channel_list=[256,128,64,32]",
+    f"model.image_encoder.neck.d_model={_NANO_WIDTH}",
+    f"model.image_encoder.neck.position_encoding.num_pos_feats={_NANO_WIDTH}",
+    "model.memory_attention.num_layers=2",
+    f"model.memory_attention.d_model={_NANO_WIDTH}",
+    f"model.memory_attention.layer.d_model={_NANO_WIDTH}",
+    "model.memory_attention.layer.dim_feedforward=512",
+    f"model.memory_attention.layer.self_attention.embedding_dim={_NANO_WIDTH}",
+    f"model.memory_attention.layer.cross_attention.embedding_dim={_NANO_WIDTH}",
+    f"+model.memory_encoder.in_dim={_NANO_WIDTH}",
+    f"+model.memory_encoder.mask_downsampler.embed_dim={_NANO_WIDTH}",
+    f"model.memory_encoder.fuser.layer.dim={_NANO_WIDTH}",
+)
 
 PRESETS: dict[str, MPGSAM2Config] = {
     # The released Ref-YouTube-VOS and MeViS checkpoints: SAM 2.0 Hiera-L + BEiT-3 large.
@@ -154,19 +178,20 @@ PRESETS: dict[str, MPGSAM2Config] = {
         beit3=dataclasses.replace(_BEIT3_LARGE, num_layers=2, vocab_size=1000),
         sam2=SAM2Config(variant="hiera_t"),
     ),
-    # Small enough to train on two CPU cores (issue 5): Hiera-T at 256 px, a 4-layer 192-wide
-    # BEiT-3 at 224 px (a 14x14 prior grid, divisible by the aggregator's 2x2 patches), and a
-    # 128-row vocabulary for a sentencepiece tokenizer trained on the synthetic benchmark's
-    # 38 words (103 ids with the XLM-R specials, <mask> and [SEG]; see
-    # mpg_sam2.training.tokenizer_training). Captions of up to 62 tokens.
+    # Small enough to train from scratch on two CPU cores and to ship (<= 25 MB): a 4-block,
+    # 32-wide Hiera at 256 px, SAM 2's heads and memory at width 128 with 2 memory-attention
+    # layers, and a 2-layer 128-wide BEiT-3 at 224 px (a 14x14 prior grid, divisible by the
+    # aggregator's 2x2 patches) with a 128-row vocabulary for a sentencepiece tokenizer trained
+    # on the synthetic benchmark's words (see mpg_sam2.training.tokenizer_training).
     "nano": MPGSAM2Config(
         beit3=BEiT3Config(
-            embed_dim=192, num_layers=4, num_heads=4, ffn_dim=768, vocab_size=128, image_size=224, patch_size=16,
+            embed_dim=128, num_layers=2, num_heads=4, ffn_dim=512, vocab_size=128, image_size=224, patch_size=16,
             max_text_positions=64,
         ),
-        sam2=SAM2Config(variant="hiera_t", image_size=256),
-        mask_prior=MaskPriorConfig(num_heads=4, ffn_dim=768),
-        aggregator=AggregatorConfig(num_heads=8, ffn_dim=512),
+        sam2=SAM2Config(variant="hiera_t", image_size=256, overrides=_NANO_SAM2_OVERRIDES),
+        mask_prior=MaskPriorConfig(num_heads=4, ffn_dim=512),
+        aggregator=AggregatorConfig(num_heads=8, ffn_dim=256),
+        prompt_dim=_NANO_WIDTH,
     ),
 }
 

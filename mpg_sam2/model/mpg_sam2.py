@@ -37,6 +37,7 @@ class MPGSAM2(nn.Module):
         self.text_similarity_head = nn.Linear(dim, 1)
         self.sam2 = build_prompted_sam2(
             config.sam2.config_file,
+            overrides=config.sam2.overrides,
             image_size=config.sam2.image_size,
             max_obj_ptrs_in_encoder=config.sam2.max_obj_ptrs_in_encoder,
             aggregator_config=config.aggregator,

@@ -182,6 +182,7 @@ class PromptedSAM2(SAM2Base):
 def build_prompted_sam2(
     variant_config_file: str,
     *,
+    overrides: tuple[str, ...] = (),
     image_size: int,
     max_obj_ptrs_in_encoder: int,
     aggregator_config: AggregatorConfig,
@@ -199,7 +200,7 @@ def build_prompted_sam2(
     from hydra.utils import instantiate
     from omegaconf import OmegaConf
 
-    cfg = compose(config_name=variant_config_file)
+    cfg = compose(config_name=variant_config_file, overrides=list(overrides))
     OmegaConf.resolve(cfg)
     model_cfg = cfg.model
     parts = {name: instantiate(model_cfg[name], _recursive_=True) for name in ("image_encoder", "memory_attention", "memory_encoder")}
