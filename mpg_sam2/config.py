@@ -86,6 +86,10 @@ class MaskPriorConfig:
     # Queries per attention call over the T*196 video tokens. Bounds the working memory of
     # the space-time self-attention without changing any number.
     attention_query_chunk: int = 4096
+    # False is the paper's "w/o MPG" ablation (Table 3): SAM 2 gets its learned "no mask"
+    # dense prompt instead of the prior. The generator still runs, because its global
+    # context feeds the aggregator.
+    dense_prompt: bool = True
 
 
 @dataclass(frozen=True)
@@ -96,6 +100,10 @@ class AggregatorConfig:
     ffn_dim: int = 1024
     # p_g: side of the square patches the global context is compressed with (pixel level).
     global_patch_size: int = 2
+    # False is the paper's "w/o HGA" ablation (Table 3): the image embedding and the mask
+    # tokens reach the two-way transformer as in plain SAM 2. The weights stay in the state
+    # dict (unused), so every checkpoint layout loads either way.
+    enabled: bool = True
 
 
 @dataclass(frozen=True)

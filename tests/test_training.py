@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from mpg_sam2.config import SAM2Config, get_preset
 from mpg_sam2.model.mpg_sam2 import MPGSAM2
@@ -117,6 +118,34 @@ def test_similarity_loss_ignores_the_sentence_scores():
     p = x.sigmoid().flatten(1)
     ratio = lambda z: z.sum(1) / (z.norm(dim=1) * 6)  # noqa: E731
     assert torch.allclose(base, (ratio(p) - ratio(y.flatten(1))) ** 2, atol=1e-12)
+
+
+def test_mask_prior_loss_uses_area_averaged_targets_and_trains_the_generator():
+    from mpg_sam2.training.losses import mask_prior_loss
+
+    target = torch.zeros(2, 28, 28)
+    target[:, 5:14, 4:17] = 1  # whole 2x2 cells, halves along two edges, a quarter at the corner
+    soft = F.avg_pool2d(target[:, None], 2)[:, 0]
+    assert soft.unique().tolist() == [0.0, 0.25, 0.5, 1.0]
+    matching = torch.logit(soft.clamp(0.02, 0.98))
+    assert mask_prior_loss(matching, target) < mask_prior_loss(-matching, target)
+    assert mask_prior_loss(matching, target) < mask_prior_loss(torch.zeros(2, 14, 14), target)
+
+    model = _model().train()
+    clip = _clip(0)
+    torch.manual_seed(0)  # the same dropout draws in SAM 2's memory attention for both runs
+    without = TrainingForward(model, LossWeights(object_score=1.0))([clip])
+    assert without["prior"].item() == 0.0
+    torch.manual_seed(0)
+    with_prior = TrainingForward(model, LossWeights(object_score=1.0, prior=1.0))([clip])
+    assert with_prior["prior"].item() > 0
+    assert with_prior["loss"].item() == pytest.approx(without["loss"].item() + with_prior["prior"].item(), rel=1e-5)
+    # The prior head gets a gradient from the prior term alone.
+    model.zero_grad()
+    with_prior["prior"].backward()
+    grad = model.mask_prior_generator.prior_head.weight.grad
+    assert grad is not None and bool(grad.abs().sum() > 0)
+    assert all(p.grad is None or not p.grad.any() for p in model.sam2.memory_attention.parameters())
 
 
 # ------------------------------------------------------------------------------------------------
@@ -275,7 +304,7 @@ def test_cli_trains_resumes_identically_and_writes_a_loadable_checkpoint(synthet
 
     init = save_pretrained(_model(seed=3), tmp_path / "init")
     common = ["train", "--data", str(synthetic_root), "--dataset", "synthetic", "--frames", "2", "--steps", "3",
-              "--lr", "1e-4", "--object-score-loss", "1", "--threads", "1", "--seed", "5"]
+              "--lr", "1e-4", "--object-score-loss", "1", "--prior-loss", "1", "--threads", "1", "--seed", "5"]
     out = tmp_path / "run"
     assert main([*common, "--init-from", str(init), "--out", str(out), "--save-every", "2",
                  "--val-every", "3", "--val-expressions", "1"]) == 0
@@ -290,7 +319,8 @@ def test_cli_trains_resumes_identically_and_writes_a_loadable_checkpoint(synthet
     assert main([*common, "--resume", str(out / "step-000002"), "--out", str(resumed)]) == 0
     again = _log(resumed)
     assert sorted(again) == [3]
-    for name in ("loss", "focal", "dice", "sim", "object_score"):
+    assert log[3]["prior"] > 0
+    for name in ("loss", "focal", "dice", "sim", "object_score", "prior"):
         assert again[3][name] == log[3][name], name
 
     pretrained = load_pretrained(out / "step-000003")
@@ -317,25 +347,43 @@ def test_nano_preset_builds_with_a_trained_tokenizer(tmp_path):
 # Ablation switches
 
 
-def test_ablation_hooks_match_sam2_no_mask_path_and_skip_the_aggregator():
-    from mpg_sam2.training.ablations import apply_ablations
+def test_ablation_switches_use_sam2_no_mask_path_skip_the_aggregator_and_survive_reload(tmp_path):
+    from mpg_sam2.pretrained import load_pretrained, save_pretrained
+    from mpg_sam2.training.ablations import ablation_name, with_ablations
 
-    model = _model().train()
-    encoder = model.sam2.sam_prompt_encoder
-    points = (torch.zeros(1, 1, 2), -torch.ones(1, 1, dtype=torch.int32))
-    _, without_masks = encoder(points=points, boxes=None, masks=None)
-    ablations = apply_ablations(model, no_mask_prior=True, no_aggregator=True)
-    _, hooked = encoder(points=points, boxes=None, masks=torch.rand(1, 1, *encoder.mask_input_size))
-    assert torch.equal(hooked, without_masks)
+    full = _model(seed=0).train()
+    config = with_ablations(full.config, no_mask_prior=True, no_aggregator=True)
+    assert ablation_name(full.config) == "MPG+HGA" and ablation_name(config) == "baseline"
+    assert ablation_name(with_ablations(full.config, no_mask_prior=True)) == "+HGA"
+    assert ablation_name(with_ablations(full.config, no_aggregator=True)) == "+MPG"
+    torch.manual_seed(0)
+    ablated = MPGSAM2(config).train()
+    ablated.load_state_dict(full.state_dict())  # same keys: the switches remove no parameter
 
-    TrainingForward(model, LossWeights(object_score=1.0))([_clip(0)])["loss"].backward()
-    grads = {n for n, p in model.named_parameters() if p.grad is not None and bool(p.grad.abs().sum() > 0)}
+    # The dense prompt is SAM 2's "no mask" embedding whatever the prior holds.
+    clip = _clip(0)
+    prompts_seen = []
+    handle = ablated.sam2.sam_prompt_encoder.register_forward_hook(lambda m, a, out: prompts_seen.append(out[1]))
+    ablated_loss = TrainingForward(ablated, LossWeights(object_score=1.0))([clip])["loss"]
+    handle.remove()
+    encoder = ablated.sam2.sam_prompt_encoder
+    _, no_mask = encoder(points=(torch.zeros(1, 1, 2), -torch.ones(1, 1, dtype=torch.int32)), boxes=None, masks=None)
+    assert prompts_seen and all(torch.equal(dense, no_mask.expand_as(dense)) for dense in prompts_seen)
+
+    ablated_loss.backward()
+    grads = {n for n, p in ablated.named_parameters() if p.grad is not None and bool(p.grad.abs().sum() > 0)}
     assert not any(n.startswith(("sam2.sam_mask_decoder.aggregator.", "mask_prior_generator.prior_head.",
                                  "sam2.sam_prompt_encoder.mask_downscaling.")) for n in grads)
     assert "sam2.sam_prompt_encoder.no_mask_embed.weight" in grads
-    ablations.remove()
-    _, restored = encoder(points=points, boxes=None, masks=torch.zeros(1, 1, *encoder.mask_input_size))
-    assert not torch.equal(restored, without_masks)
+    # The full model on the same clip and weights computes something else.
+    full_loss = TrainingForward(full, LossWeights(object_score=1.0))([clip])["loss"]
+    assert not torch.isclose(full_loss, ablated_loss)
+
+    # The switches are part of config.json: a reloaded checkpoint is still ablated.
+    save_pretrained(ablated, tmp_path / "ablated")
+    reloaded = load_pretrained(tmp_path / "ablated", load_tokenizer_files=False).model
+    assert reloaded.config == config
+    assert reloaded.sam2.dense_mask_prompt is False and reloaded.sam2.sam_mask_decoder.aggregator.enabled is False
 
 
 # ------------------------------------------------------------------------------------------------

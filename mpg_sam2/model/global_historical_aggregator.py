@@ -56,6 +56,7 @@ class GlobalHistoricalAggregator(nn.Module):
         self.dim = dim
         self.grid_size = grid_size
         self.patch_size = p
+        self.enabled = config.enabled
         self.global_patch_proj = nn.Linear(dim * p * p, dim)
         self.pixel_fusion = FusionLayer(dim, config.num_heads, config.ffn_dim)
         self.global_token_fusion = FusionLayer(dim, config.num_heads, config.ffn_dim)
@@ -88,6 +89,8 @@ class GlobalHistoricalAggregator(nn.Module):
         -> ``[B, D, h, w]``. No padding mask on the text keys: the authors attend to every
         caption position here, including those BEiT-3 masked out.
         """
+        if not self.enabled:
+            return image_embedding
         b, d, h, w = image_embedding.shape
         tokens = image_embedding.flatten(2).transpose(1, 2)
         pos = image_pe.flatten(2).transpose(1, 2)
@@ -107,6 +110,8 @@ class GlobalHistoricalAggregator(nn.Module):
         mask_tokens ``[B, M, D]``; global_context ``[B, T*g*g, D]``; pointers and pointer_pos
         ``[B, P, D]`` or None on the conditioning frame -> ``[B, M, D]``.
         """
+        if not self.enabled:
+            return mask_tokens
         tokens = self.global_token_fusion(mask_tokens, global_context, global_context)
         if pointers is not None:
             tokens = self.historical_token_fusion(tokens, pointers + pointer_pos, pointers)

@@ -42,6 +42,7 @@ class MPGSAM2(nn.Module):
             max_obj_ptrs_in_encoder=config.sam2.max_obj_ptrs_in_encoder,
             aggregator_config=config.aggregator,
             global_grid_size=grid,
+            dense_mask_prompt=config.mask_prior.dense_prompt,
         )
         if self.sam2.hidden_dim != dim:
             raise ValueError(

@@ -53,15 +53,25 @@ class PromptedSAM2(SAM2Base):
 
     Args:
         aggregator_config: widths of the global-historical aggregator.
+        dense_mask_prompt: False feeds SAM 2's "no mask" embedding instead of the mask prior
+          (the paper's "w/o MPG" ablation).
         global_grid_size: side ``g`` of each frame's global-context grid (BEiT-3's patch grid).
         **sam2_kwargs: everything ``SAM2Base`` takes (from the SAM 2 YAML file).
     """
 
-    def __init__(self, *, aggregator_config: AggregatorConfig, global_grid_size: int, **sam2_kwargs: Any) -> None:
+    def __init__(
+        self,
+        *,
+        aggregator_config: AggregatorConfig,
+        global_grid_size: int,
+        dense_mask_prompt: bool = True,
+        **sam2_kwargs: Any,
+    ) -> None:
         # _build_sam_heads runs inside SAM2Base.__init__ and needs these two.
         self._aggregator_config = aggregator_config
         self._global_grid_size = global_grid_size
         super().__init__(**sam2_kwargs)
+        self.dense_mask_prompt = dense_mask_prompt
 
     def _build_sam_heads(self) -> None:
         super()._build_sam_heads()
@@ -103,13 +113,15 @@ class PromptedSAM2(SAM2Base):
         labels = -torch.ones(batch, 1, dtype=torch.int32, device=device)
         # The prior stays probabilities (not logits) and goes through SAM 2's mask
         # downscaler at the mask-input size; it is never used as the output mask.
-        mask_input = F.interpolate(
-            prompts.mask_prior.float(),
-            size=self.sam_prompt_encoder.mask_input_size,
-            mode="bilinear",
-            align_corners=False,
-            antialias=True,
-        )
+        mask_input = None
+        if self.dense_mask_prompt:
+            mask_input = F.interpolate(
+                prompts.mask_prior.float(),
+                size=self.sam_prompt_encoder.mask_input_size,
+                mode="bilinear",
+                align_corners=False,
+                antialias=True,
+            )
         sparse, dense = self.sam_prompt_encoder(points=(coords, labels), boxes=None, masks=mask_input)
         sparse = torch.cat([sparse, prompts.text_token.to(sparse.dtype)], dim=1)
         masks, ious, tokens, object_score_logits = self.sam_mask_decoder(
@@ -187,6 +199,7 @@ def build_prompted_sam2(
     max_obj_ptrs_in_encoder: int,
     aggregator_config: AggregatorConfig,
     global_grid_size: int,
+    dense_mask_prompt: bool = True,
 ) -> PromptedSAM2:
     """Build :class:`PromptedSAM2` from one of the ``sam2`` package's SAM 2.0 YAML files.
 
@@ -215,4 +228,10 @@ def build_prompted_sam2(
         use_mask_input_as_output_without_sam=False,
         compile_image_encoder=False,
     )
-    return PromptedSAM2(aggregator_config=aggregator_config, global_grid_size=global_grid_size, **parts, **options)
+    return PromptedSAM2(
+        aggregator_config=aggregator_config,
+        global_grid_size=global_grid_size,
+        dense_mask_prompt=dense_mask_prompt,
+        **parts,
+        **options,
+    )

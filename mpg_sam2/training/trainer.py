@@ -24,7 +24,7 @@ import torch
 from mpg_sam2.config import MPGSAM2Config, get_preset
 from mpg_sam2.model.mpg_sam2 import MPGSAM2
 from mpg_sam2.tokenizer import ReferringTokenizer, load_tokenizer
-from mpg_sam2.training.ablations import apply_ablations
+from mpg_sam2.training.ablations import with_ablations
 from mpg_sam2.training.augment import AugmentConfig
 from mpg_sam2.training.checkpointing import (
     TRAINING_ARGS_FILE,
@@ -67,6 +67,8 @@ class TrainConfig:
     train_image_encoder: bool = False  # not the paper's recipe; see OptimizerSettings
     # None: 0 (the authors) when SAM 2 starts from trained weights, 1 when it starts from random.
     object_score_loss: float | None = None
+    # None: 0 (the authors) when SAM 2 starts from trained weights, 1 when it starts from random.
+    prior_loss: float | None = None
     augment: bool = True
     resume: Path | None = None
     init_from: Path | None = None  # model weights of a checkpoint directory (e.g. pre-training)
@@ -138,17 +140,21 @@ class Trainer:
         torch.manual_seed(config.seed)
         self.model = MPGSAM2(model_config)
         sam2_trained = self._initialise(resume_dir)
-        self.ablations = apply_ablations(self.model, config.no_mask_prior, config.no_aggregator)
         self.model.to(self.device).train()
 
-        weight = config.object_score_loss
-        if weight is None and resume_dir is not None:
-            weight = _previous_args(resume_dir).get("object_score_loss")
-        if weight is None:
-            weight = 0.0 if sam2_trained else 1.0
-            if weight:
-                self.notes.append("SAM 2 starts untrained: object-score loss weight 1 (--object-score-loss 0 for the authors' recipe)")
-        self.loss_weights = LossWeights(object_score=weight)
+        # Two terms the authors do not have; a model trained from scratch needs them (see LossWeights).
+        weights = {}
+        for name, flag in (("object_score", "object_score_loss"), ("prior", "prior_loss")):
+            weight = getattr(config, flag)
+            if weight is None and resume_dir is not None:
+                weight = _previous_args(resume_dir).get(flag, 0.0)
+            if weight is None:
+                weight = 0.0 if sam2_trained else 1.0
+                if weight:
+                    self.notes.append(f"SAM 2 starts untrained: {name.replace('_', '-')} loss weight 1 "
+                                      f"(--{flag.replace('_', '-')} 0 for the authors' recipe)")
+            weights[name] = weight
+        self.loss_weights = LossWeights(**weights)
         self.settings = OptimizerSettings(
             lr=config.base_lr, lr_fusion=config.lr_fusion, weight_decay=config.weight_decay,
             grad_clip=config.grad_clip, authors_lr_groups=config.authors_lr_groups,
@@ -238,6 +244,8 @@ class Trainer:
             config, self._init_state = pretrained.model.config, pretrained.model.state_dict()
         else:
             config = get_preset(self.config.preset)
+        # A resumed ablation keeps its switches (they are in its config.json) even without the flags.
+        config = with_ablations(config, self.config.no_mask_prior, self.config.no_aggregator)
         if len(self.tokenizer) > config.beit3.vocab_size:
             raise ValueError(
                 f"the tokenizer has {len(self.tokenizer)} ids but the model's text embedding has "
@@ -314,7 +322,8 @@ class Trainer:
         directory = self.config.out / checkpoint_name(self.step)
         if self.context.is_main:
             state = TrainingState(self.step, self.stream_position, TrainingState.capture_rng())
-            args = {**self.config.to_json(), "object_score_loss": self.loss_weights.object_score}
+            args = {**self.config.to_json(), "object_score_loss": self.loss_weights.object_score,
+                    "prior_loss": self.loss_weights.prior}
             save_checkpoint(directory, self.model, self.tokenizer, self.optimizer, state, args)
             prune_checkpoints(self.config.out, self.config.keep_last)
         self.context.barrier()
@@ -370,7 +379,6 @@ class Trainer:
         return TrainResult(checkpoint, self.step, losses, validation, seconds, list(self.notes))
 
     def close(self) -> None:
-        self.ablations.remove()
         teardown_distributed(self.context)
 
 
@@ -381,7 +389,7 @@ def _previous_args(checkpoint: Path) -> dict[str, Any]:
 
 def _format_record(record: dict[str, Any]) -> str:
     parts = [f"step {record['step']}"]
-    for name in ("loss", "focal", "dice", "sim", "object_score", "grad_norm"):
+    for name in ("loss", "focal", "dice", "sim", "object_score", "prior", "grad_norm"):
         if name in record:
             parts.append(f"{name} {record[name]:.4f}")
     parts.append(f"{record['seconds']:.2f}s")
