@@ -26,7 +26,7 @@ __all__ = ["TrainingForward", "predict_clip"]
 def predict_clip(model: MPGSAM2, clip: TrainingClip, autocast_dtype: torch.dtype | None = None, gated: bool = True) -> ClipPrediction:
     """Logits ``[T, S, S]`` (float32), object scores and sentence scores of one clip on ``model.device``."""
     with model.autocast(autocast_dtype):
-        prompts, _ = model.encode_expression(clip.beit_pixels, clip.input_ids, clip.attention_mask)
+        prompts, prior = model.encode_expression(clip.beit_pixels, clip.input_ids, clip.attention_mask)
         # text_similarity_head reads each frame's projected <s> token (SPEC §11).
         sentence_scores = model.text_similarity_head(prompts.text_features[:, 0, 0]).float()[:, 0]
     logits, scores = [], []
@@ -39,7 +39,7 @@ def predict_clip(model: MPGSAM2, clip: TrainingClip, autocast_dtype: torch.dtype
             logits.append(F.interpolate(heads.lowres_logits_before, size=size, mode="bilinear", align_corners=False)[0, 0])
         scores.append(heads.object_score_logits[0, 0])
     return ClipPrediction(logits=torch.stack(logits).float(), object_score_logits=torch.stack(scores).float(),
-                          sentence_scores=sentence_scores)
+                          sentence_scores=sentence_scores, prior_logits=prior.prior_logits.float())
 
 
 class TrainingForward(nn.Module):

@@ -33,6 +33,7 @@ __all__ = [
     "LossOutput",
     "LossWeights",
     "dice_loss",
+    "mask_prior_loss",
     "num_valid_frames",
     "referring_loss",
     "sigmoid_focal_loss",
@@ -59,6 +60,10 @@ class LossWeights:
     dice: float = 5.0
     sim: float = 2.0
     object_score: float = 0.0
+    # Focal + dice on the mask prior itself (see :func:`mask_prior_loss`); the authors have no
+    # such term (0): their prior learns only through SAM 2's prompt encoder, which works when
+    # SAM 2 is trained already but is far too weak a signal for a model trained from scratch.
+    prior: float = 0.0
 
 
 @dataclass
@@ -68,6 +73,7 @@ class ClipPrediction:
     logits: torch.Tensor  # [T, H, W] float32 mask logits (after the no-object gate unless object_score > 0)
     object_score_logits: torch.Tensor  # [T] float32
     sentence_scores: torch.Tensor  # [T] float32: text_similarity_head of each frame's <s> feature
+    prior_logits: torch.Tensor | None = None  # [T, g, g] float32: the mask prior before its sigmoid
 
 
 @dataclass
@@ -79,10 +85,11 @@ class LossOutput:
     dice: torch.Tensor
     sim: torch.Tensor
     object_score: torch.Tensor
+    prior: torch.Tensor
 
     def as_dict(self) -> dict[str, torch.Tensor]:
         return {"loss": self.total, "focal": self.focal, "dice": self.dice, "sim": self.sim,
-                "object_score": self.object_score}
+                "object_score": self.object_score, "prior": self.prior}
 
 
 def sigmoid_focal_loss(logits: torch.Tensor, targets: torch.Tensor, alpha: float = FOCAL_ALPHA, gamma: float = FOCAL_GAMMA) -> torch.Tensor:
@@ -114,6 +121,16 @@ def similarity_loss(logits: torch.Tensor, targets: torch.Tensor, sentence_scores
     a = F.cosine_similarity(prob, sentence_map, dim=1)
     b = F.cosine_similarity(targets, sentence_map, dim=1)
     return (a - b) ** 2
+
+
+def mask_prior_loss(prior_logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Focal + dice of one video's prior ``[T, g, g]`` against its target ``[T, H, W]``.
+
+    The target is area-averaged to the prior's grid, so a cell's target is the fraction of it
+    the object covers (soft labels: the prior is a coarse probability map, not a mask).
+    """
+    soft = F.interpolate(targets[:, None].to(prior_logits.dtype), size=prior_logits.shape[-2:], mode="area")[:, 0]
+    return sigmoid_focal_loss(prior_logits, soft) + dice_loss(prior_logits, soft)
 
 
 def num_valid_frames(targets: Sequence[torch.Tensor]) -> torch.Tensor:
@@ -148,4 +165,10 @@ def referring_loss(
         total = total + weights.object_score * object_score
     else:
         object_score = total.new_zeros(())
-    return LossOutput(total=total, focal=focal, dice=dice, sim=sim, object_score=object_score)
+    prior = total.new_zeros(())
+    if weights.prior > 0:
+        if any(p.prior_logits is None for p in predictions):
+            raise ValueError("LossWeights.prior > 0 needs ClipPrediction.prior_logits")
+        prior = sum(mask_prior_loss(p.prior_logits, y) for p, y in zip(predictions, targets)) / n
+        total = total + weights.prior * prior
+    return LossOutput(total=total, focal=focal, dice=dice, sim=sim, object_score=object_score, prior=prior)
