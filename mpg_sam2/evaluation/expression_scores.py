@@ -1,0 +1,117 @@
+"""J and F of every expression of a split that has public masks, through the inference pipeline.
+
+Each video is segmented once for all of its expressions, exactly as ``python -m mpg_sam2 segment``
+would (frames resized by PIL, threshold 0.5 at the source resolution), and each expression is
+scored per frame with the davis2017 J and F of :mod:`mpg_sam2.evaluation.metrics`. The training
+validation, the synthetic-benchmark report and the bundled model's regression test all use it.
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Callable, Iterable, Mapping, Sequence
+
+import numpy as np
+
+from mpg_sam2.data.types import ReferringDataset, load_masks
+from mpg_sam2.evaluation.metrics import boundary_f_measure, region_similarity
+from mpg_sam2.model.mpg_sam2 import MPGSAM2
+from mpg_sam2.pipeline.segmentation import SegmentationOptions, segment_video
+from mpg_sam2.tokenizer import ReferringTokenizer
+
+__all__ = ["ExpressionScore", "score_expressions", "summarize", "ScoreSummary"]
+
+
+@dataclass(frozen=True)
+class ExpressionScore:
+    video_id: str
+    expression_id: str
+    expression: str
+    j: float  # mean over the video's frames
+    f: float
+
+    @property
+    def jf(self) -> float:
+        return (self.j + self.f) / 2
+
+
+@dataclass(frozen=True)
+class ScoreSummary:
+    """Means over expressions: J&F is the mean of (J + F) / 2, as the benchmarks report it."""
+
+    j: float
+    f: float
+    count: int
+
+    @property
+    def jf(self) -> float:
+        return (self.j + self.f) / 2
+
+
+def _key(text: str) -> str:
+    # The pipeline refuses repeated expressions (same words up to case and spacing).
+    return " ".join(text.casefold().split())
+
+
+def score_expressions(
+    model: MPGSAM2,
+    tokenizer: ReferringTokenizer,
+    dataset: ReferringDataset,
+    max_expressions: int | None = None,
+    precision: str = "fp32",
+    progress: Callable[[int, int], None] | None = None,
+) -> list[ExpressionScore]:
+    """Scores of the first ``max_expressions`` expressions with masks (all when None).
+
+    The model is put in eval mode and left in the mode it was in. ``progress(done, total)`` is
+    called after each video.
+    """
+    samples_by_video = [(v, [s for s in v.expressions if s.masks is not None]) for v in dataset.videos]
+    total = sum(len(s) for _, s in samples_by_video)
+    if max_expressions is not None:
+        total = min(total, max_expressions)
+    if total == 0:
+        raise ValueError(f"{dataset.name} {dataset.split} has no expressions with masks to score")
+    was_training = model.training
+    model.eval()
+    scores: list[ExpressionScore] = []
+    try:
+        for video, samples in samples_by_video:
+            samples = samples[: total - len(scores)]
+            if not samples:
+                continue
+            frames = np.stack([video.read_frame(i) for i in range(len(video.frame_paths))])
+            texts = {_key(s.expression): s.expression for s in samples}
+            result = segment_video(frames, list(texts.values()), model, tokenizer,
+                                   options=SegmentationOptions(precision=precision))
+            by_text = dict(zip(texts, result.expressions))
+            for sample in samples:
+                masks = by_text[_key(sample.expression)].masks
+                truth = load_masks(sample.masks)
+                j = float(np.mean([region_similarity(g, p) for g, p in zip(truth, masks)]))
+                f = float(np.mean([boundary_f_measure(g, p) for g, p in zip(truth, masks)]))
+                scores.append(ExpressionScore(video.video_id, sample.expression_id, sample.expression, j, f))
+            if progress is not None:
+                progress(len(scores), total)
+            if len(scores) >= total:
+                break
+    finally:
+        model.train(was_training)
+    return scores
+
+
+def summarize(scores: Iterable[ExpressionScore]) -> ScoreSummary:
+    scores = list(scores)
+    if not scores:
+        raise ValueError("no scores to summarize")
+    return ScoreSummary(float(np.mean([s.j for s in scores])), float(np.mean([s.f for s in scores])), len(scores))
+
+
+def summarize_by_group(
+    scores: Sequence[ExpressionScore], groups: Mapping[tuple[str, str], str]
+) -> dict[str, ScoreSummary]:
+    """``{"overall": ..., group: ...}``; ``groups`` maps (video id, expression id) to a group name."""
+    grouped: dict[str, list[ExpressionScore]] = defaultdict(list)
+    for score in scores:
+        grouped[groups[(score.video_id, score.expression_id)]].append(score)
+    return {"overall": summarize(scores), **{name: summarize(grouped[name]) for name in sorted(grouped)}}

@@ -1,0 +1,98 @@
+"""J&F of a checkpoint on a split of the synthetic benchmark, overall and per expression type.
+
+    python -m mpg_sam2.evaluation.synthetic_report --model checkpoints/offline --data data/synthetic --split test
+
+prints a Markdown table (rows: overall, appearance, motion, relation, time) and, with ``--json``,
+writes the numbers and every expression's score.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from mpg_sam2.data.synthetic import load_synthetic, read_expression_types
+from mpg_sam2.evaluation.expression_scores import ExpressionScore, ScoreSummary, score_expressions, summarize_by_group
+from mpg_sam2.model.mpg_sam2 import MPGSAM2
+from mpg_sam2.tokenizer import ReferringTokenizer
+
+__all__ = ["SyntheticReport", "evaluate_synthetic", "format_table", "main"]
+
+
+@dataclass(frozen=True)
+class SyntheticReport:
+    split: str
+    by_type: dict[str, ScoreSummary]  # "overall" first, then each expression type
+    expressions: list[ExpressionScore]
+    seconds: float
+
+    def to_json(self) -> dict:
+        return {
+            "split": self.split,
+            "seconds": round(self.seconds, 1),
+            "scores": {name: {"J": s.j, "F": s.f, "J&F": s.jf, "expressions": s.count} for name, s in self.by_type.items()},
+            "expressions": [{**asdict(e), "J&F": e.jf} for e in self.expressions],
+        }
+
+
+def evaluate_synthetic(
+    model: MPGSAM2,
+    tokenizer: ReferringTokenizer,
+    root: str | Path,
+    split: str = "test",
+    max_expressions: int | None = None,
+    precision: str = "fp32",
+    progress: bool = False,
+) -> SyntheticReport:
+    """Score every expression of ``split`` (or the first ``max_expressions``) and group by type."""
+    dataset = load_synthetic(root, split)
+    types = read_expression_types(root, split)
+    start = time.perf_counter()
+
+    def say(done: int, total: int) -> None:
+        print(f"\r{done}/{total} expressions", end="" if done < total else "\n", file=sys.stderr, flush=True)
+
+    scores = score_expressions(model, tokenizer, dataset, max_expressions, precision, progress=say if progress else None)
+    return SyntheticReport(split, summarize_by_group(scores, types), scores, time.perf_counter() - start)
+
+
+def format_table(rows: dict[str, ScoreSummary], title: str = "expressions") -> str:
+    lines = [f"| {title} | count | J | F | J&F |", "|---|---|---|---|---|"]
+    for name, s in rows.items():
+        lines.append(f"| {name} | {s.count} | {s.j:.3f} | {s.f:.3f} | {s.jf:.3f} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m mpg_sam2.evaluation.synthetic_report", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", required=True, help="checkpoint folder (with its tokenizer files)")
+    parser.add_argument("--data", required=True, type=Path, help="synthetic dataset root (python -m mpg_sam2.data.synthetic)")
+    parser.add_argument("--split", default="test", choices=["train", "valid", "test"])
+    parser.add_argument("--max-expressions", type=int, help="only the first N expressions")
+    parser.add_argument("--threads", type=int, help="torch CPU threads")
+    parser.add_argument("--json", type=Path, help="also write the numbers and per-expression scores here")
+    args = parser.parse_args(argv)
+
+    import torch
+
+    from mpg_sam2.pretrained import load_pretrained
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    pretrained = load_pretrained(args.model)
+    if pretrained.tokenizer is None:
+        parser.error(f"{args.model} has no tokenizer files; the synthetic benchmark needs the checkpoint's own tokenizer")
+    report = evaluate_synthetic(pretrained.model, pretrained.tokenizer, args.data, args.split, args.max_expressions, progress=True)
+    print(format_table(report.by_type, f"{args.split} split"))
+    print(f"({report.seconds:.0f} s)")
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(report.to_json(), indent=1) + "\n", encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
