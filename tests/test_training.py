@@ -421,3 +421,48 @@ def test_init_from_official_sam2_and_beit3_files(tmp_path):
     torch.save({"model": {"image_encoder.trunk.pos_embed": torch.zeros(1, 2, 3)}}, tmp_path / "wrong.pt")
     with pytest.raises(ValueError, match="shape mismatches"):
         init_from_sam2(model, tmp_path / "wrong.pt")
+
+
+# ------------------------------------------------------------------------------------------------
+# Warm-up of the grounding path
+
+
+def test_batched_prior_equals_one_clip_at_a_time():
+    from mpg_sam2.training.prior_warmup import _prior_logits
+
+    model = _model().eval()
+    short = torch.tensor([[0, 18, 2]])  # a shorter caption than clip 0's: padded in the batch
+    clips = [_clip(0, num_frames=2), dataclasses.replace(_clip(1, num_frames=3), input_ids=short, attention_mask=short != 3)]
+    with torch.no_grad():
+        batched = _prior_logits(model, clips)
+        alone = [_prior_logits(model, [c])[0] for c in clips]
+    assert [tuple(x.shape) for x in batched] == [(2, 4, 4), (3, 4, 4)]
+    for b, a in zip(batched, alone):
+        torch.testing.assert_close(b, a, rtol=0, atol=1e-5)
+
+
+def test_prior_warmup_trains_only_the_grounding_path_and_feeds_init_from(synthetic_root, tmp_path):
+    from mpg_sam2.pretrained import load_pretrained
+    from mpg_sam2.training.prior_warmup import PriorWarmupConfig, warm_up_prior
+    from mpg_sam2.training.trainer import TrainConfig, train
+
+    config = PriorWarmupConfig(data=synthetic_root, out=tmp_path / "warm", steps=12, batch_size=2, frames=2, lr=2e-3,
+                               val_every=12, val_expressions=1, threads=1, seed=4, model_config=CONFIG)
+    final = warm_up_prior(config, log=lambda line: None)
+    log = [json.loads(line) for line in (tmp_path / "warm" / "log.jsonl").read_text().splitlines()]
+    assert len(log) == 12 and "val_prior_iou" in log[-1]
+    assert np.mean([r["loss"] for r in log[-3:]]) < np.mean([r["loss"] for r in log[:3]])
+
+    warmed = load_pretrained(final).model
+    torch.manual_seed(4)
+    fresh = MPGSAM2(CONFIG)
+    fresh_state = fresh.state_dict()
+    changed = {n for n, v in warmed.state_dict().items() if not torch.equal(v, fresh_state[n])}
+    assert {n for n in changed if not n.startswith(("beit3.", "mask_prior_generator."))} == set()
+    for prefix in ("beit3.text_embed.", "beit3.vision_embed.", "beit3.layers.0.", "beit3.layers.1.",
+                   "mask_prior_generator.prior_head."):
+        assert any(n.startswith(prefix) for n in changed), f"nothing under {prefix} trained"
+
+    result = train(TrainConfig(data=synthetic_root, out=tmp_path / "run", init_from=final, steps=1, frames=2,
+                               threads=1, object_score_loss=1.0, prior_loss=1.0, seed=4))
+    assert result.step == 1 and np.isfinite(result.last_losses["loss"])
