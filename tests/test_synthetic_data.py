@@ -320,3 +320,19 @@ def test_occlusion_hides_part_of_the_object_behind(clips):
             depth = {o.object_id: o.depth for o in clip.objects}
             assert all(depth[int(i)] > depth[back] for i in np.unique(clip.labels[hidden]))
     assert seen >= 5
+
+
+def test_chance_level_is_one_for_single_object_clips_and_below_one_otherwise(dataset, tmp_path):
+    from mpg_sam2.evaluation.synthetic_report import chance_level, format_table
+
+    single = write_dataset(tmp_path / "single", seed=2, train=0, val=0, test=2, frames=4, size=64, objects=(1, 1))
+    rows = chance_level(single, "test")
+    assert rows["overall"].j == pytest.approx(1.0) and rows["overall"].f == pytest.approx(1.0)
+
+    rows = chance_level(dataset, "test")
+    types = read_expression_types(dataset, "test")
+    assert rows["overall"].count == len(types)
+    assert set(rows) == {"overall", *types.values()}
+    assert 0.0 < rows["overall"].jf < 0.9  # several objects per clip: a random one is often wrong
+    table = format_table(rows, "test split")
+    assert table.splitlines()[2].startswith(f"| overall | {len(types)} | ")

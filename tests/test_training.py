@@ -441,6 +441,19 @@ def test_batched_prior_equals_one_clip_at_a_time():
         torch.testing.assert_close(b, a, rtol=0, atol=1e-5)
 
 
+def test_caption_effect_is_zero_for_one_caption_and_positive_for_two():
+    from mpg_sam2.training.prior_warmup import caption_effect
+
+    model = _model()
+    clip = dataclasses.replace(_clip(0), key="video/0")
+    same = dataclasses.replace(clip, key="video/1")
+    other_ids = torch.tensor([[0, 40, 41, 2]])
+    other = dataclasses.replace(clip, key="video/2", input_ids=other_ids, attention_mask=other_ids != 3)
+    assert caption_effect(model, [clip, same]) == 0.0
+    assert caption_effect(model, [clip, other]) > 1e-4
+    assert model.training  # left in the mode it was in
+
+
 def test_prior_warmup_trains_only_the_grounding_path_and_feeds_init_from(synthetic_root, tmp_path):
     from mpg_sam2.pretrained import load_pretrained
     from mpg_sam2.training.prior_warmup import PriorWarmupConfig, warm_up_prior
@@ -450,7 +463,7 @@ def test_prior_warmup_trains_only_the_grounding_path_and_feeds_init_from(synthet
                                val_every=12, val_expressions=1, threads=1, seed=4, model_config=CONFIG)
     final = warm_up_prior(config, log=lambda line: None)
     log = [json.loads(line) for line in (tmp_path / "warm" / "log.jsonl").read_text().splitlines()]
-    assert len(log) == 12 and "val_prior_iou" in log[-1]
+    assert len(log) == 12 and "val_prior_iou" in log[-1] and log[-1]["val_caption_effect"] >= 0
     assert np.mean([r["loss"] for r in log[-3:]]) < np.mean([r["loss"] for r in log[:3]])
 
     warmed = load_pretrained(final).model

@@ -19,7 +19,7 @@ from mpg_sam2.evaluation.expression_scores import ExpressionScore, ScoreSummary,
 from mpg_sam2.model.mpg_sam2 import MPGSAM2
 from mpg_sam2.tokenizer import ReferringTokenizer
 
-__all__ = ["SyntheticReport", "evaluate_synthetic", "format_table", "main"]
+__all__ = ["SyntheticReport", "chance_level", "evaluate_synthetic", "format_table", "main"]
 
 
 @dataclass(frozen=True)
@@ -59,6 +59,37 @@ def evaluate_synthetic(
     return SyntheticReport(split, summarize_by_group(scores, types), scores, time.perf_counter() - start)
 
 
+def chance_level(root: str | Path, split: str = "test") -> dict[str, ScoreSummary]:
+    """What segmenting one object of the clip picked at random scores, overall and per type.
+
+    For each expression, the mean over the clip's annotated objects of the J and F of predicting
+    exactly that object's masks (right with probability 1/n). A model that segments *an* object
+    well but does not understand the sentence scores about this.
+    """
+    import numpy as np
+
+    from mpg_sam2.data.types import PaletteMaskSource, load_masks, read_label_png
+    from mpg_sam2.evaluation.expression_scores import summarize_by_group
+    from mpg_sam2.evaluation.metrics import boundary_f_measure, region_similarity
+
+    dataset = load_synthetic(root, split)
+    types = read_expression_types(root, split)
+    scores = []
+    for video in dataset.videos:
+        samples = [s for s in video.expressions if isinstance(s.masks, PaletteMaskSource)]
+        if not samples:
+            continue
+        labels = np.stack([read_label_png(p) for p in samples[0].masks.paths])
+        objects = [int(i) for i in np.unique(labels) if i != 0]
+        per_object = {i: labels == i for i in objects}
+        for sample in samples:
+            truth = load_masks(sample.masks)
+            j = np.mean([np.mean([region_similarity(g, p) for g, p in zip(truth, per_object[i])]) for i in objects])
+            f = np.mean([np.mean([boundary_f_measure(g, p) for g, p in zip(truth, per_object[i])]) for i in objects])
+            scores.append(ExpressionScore(video.video_id, sample.expression_id, sample.expression, float(j), float(f)))
+    return summarize_by_group(scores, types)
+
+
 def format_table(rows: dict[str, ScoreSummary], title: str = "expressions") -> str:
     lines = [f"| {title} | count | J | F | J&F |", "|---|---|---|---|---|"]
     for name, s in rows.items():
@@ -68,13 +99,19 @@ def format_table(rows: dict[str, ScoreSummary], title: str = "expressions") -> s
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m mpg_sam2.evaluation.synthetic_report", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", required=True, help="checkpoint folder (with its tokenizer files)")
+    parser.add_argument("--model", help="checkpoint folder (with its tokenizer files)")
     parser.add_argument("--data", required=True, type=Path, help="synthetic dataset root (python -m mpg_sam2.data.synthetic)")
     parser.add_argument("--split", default="test", choices=["train", "valid", "test"])
     parser.add_argument("--max-expressions", type=int, help="only the first N expressions")
     parser.add_argument("--threads", type=int, help="torch CPU threads")
     parser.add_argument("--json", type=Path, help="also write the numbers and per-expression scores here")
+    parser.add_argument("--chance", action="store_true", help="print the random-object reference instead (no model)")
     args = parser.parse_args(argv)
+    if args.chance:
+        print(format_table(chance_level(args.data, args.split), f"{args.split} split, a random object"))
+        return 0
+    if args.model is None:
+        parser.error("--model is required (or --chance)")
 
     import torch
 
