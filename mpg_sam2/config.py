@@ -186,7 +186,7 @@ PRESETS: dict[str, MPGSAM2Config] = {
         beit3=dataclasses.replace(_BEIT3_LARGE, num_layers=2, vocab_size=1000),
         sam2=SAM2Config(variant="hiera_t"),
     ),
-    # Small enough to train from scratch on two CPU cores and to ship (<= 25 MB): a 4-block,
+    # Small enough to train from scratch on two CPU cores and to ship (<= 25 MB): a 5-block,
     # 32-wide Hiera at 256 px, SAM 2's heads and memory at width 128 with 2 memory-attention
     # layers, and a 2-layer 128-wide BEiT-3 at 224 px (a 14x14 prior grid, divisible by the
     # aggregator's 2x2 patches) with a 128-row vocabulary for a sentencepiece tokenizer trained
