@@ -234,6 +234,10 @@ def _card(report: OfflineModelReport, command: str) -> str:
             per_type = " | ".join(f"{rows[t].jf:.3f}" if t in rows else "-" for t in ("appearance", "motion", "relation", "time"))
             lines.append(f"| {ROW_NAMES[name]} | {'' if no_prior else 'x'} | {'' if no_agg else 'x'} | "
                          f"{o.j:.3f} | {o.f:.3f} | {o.jf:.3f} | {per_type} |")
+        chance = report.chance["overall"].jf
+        if all(rows["overall"].jf < chance + GROUNDING_MARGIN for rows in report.ablations.values()):
+            lines += ["", f"No row reads the sentence at this budget (all near or below the random-object level, "
+                          f"{chance:.3f}): the differences between rows are noise, not effects of MPG or HGA."]
         lines += [
             "",
             "Without MPG, SAM 2 gets its learned no-mask embedding as the dense prompt (the generator still",
