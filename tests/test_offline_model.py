@@ -1,8 +1,11 @@
-"""``python -m mpg_sam2.training.offline_model``: data, runs, ablation rows, scores, card, export.
+"""The offline model: the command that builds it, and the bundled model it built.
 
-Run end to end at a toy scale (two training steps per run): what is checked is the plumbing --
-resumable stages, the ablation rows built from the right configurations and checkpoints, the
-exported folder loading as the full model, and the card stating exactly the evaluated numbers.
+``python -m mpg_sam2.training.offline_model`` runs end to end at a toy scale (two training steps
+per run): what is checked is the plumbing -- resumable stages, the ablation rows built from the
+right configurations and checkpoints, the exported folder loading as the full model, and the
+card stating exactly the evaluated numbers. The bundled model in ``checkpoints/offline/`` is
+checked against its own card, and a regression test regenerates the card's regression clips
+(the generator is seeded) and checks the model still reaches the J&F recorded there.
 """
 from __future__ import annotations
 
@@ -10,7 +13,12 @@ import json
 
 import pytest
 
+from mpg_sam2.app.models import BUNDLED_MODEL
 from mpg_sam2.training import offline_model
+
+# Other CPUs may round differently and flip a few boundary pixels; over ~45 expressions that moves
+# J&F by far less than this.
+JF_TOLERANCE = 0.01
 
 
 @pytest.fixture()
@@ -20,7 +28,8 @@ def toy_scale(monkeypatch):
     monkeypatch.setattr(offline_model, "RECIPE", {**offline_model.RECIPE, "frames": 2, "val_every": 0, "save_every": 1})
 
 
-def test_offline_model_end_to_end_at_toy_scale(toy_scale, tmp_path):
+def test_offline_model_end_to_end_at_toy_scale(toy_scale, tmp_path, monkeypatch):
+    from mpg_sam2.evaluation import synthetic_report
     from mpg_sam2.pretrained import load_pretrained
     from mpg_sam2.training.ablations import ablation_name
 
@@ -43,11 +52,18 @@ def test_offline_model_end_to_end_at_toy_scale(toy_scale, tmp_path):
     for name, row in evaluation["test"].items():
         assert f"| {name} | {row['expressions']} | {row['J']:.3f} | {row['F']:.3f} | {row['J&F']:.3f} |" in card
     assert "`CMD`" in card and f"J&F {report.regression.jf:.3f}" in card
+    assert offline_model._verdict(report) in card
 
-    # A second call finds every run finished and trains nothing.
+    # A second call finds every run finished and every checkpoint scored: it trains and segments nothing.
     stamp = (tmp_path / "work" / "main" / "log.jsonl").stat().st_mtime_ns
-    offline_model.build_offline_model(tmp_path / "work", out, steps=2, ablation_steps=1, command="CMD")
+
+    def no_scoring(*args, **kwargs):
+        raise AssertionError("scored again")
+
+    monkeypatch.setattr(synthetic_report, "evaluate_synthetic", no_scoring)
+    again = offline_model.build_offline_model(tmp_path / "work", out, steps=2, ablation_steps=1, command="CMD")
     assert (tmp_path / "work" / "main" / "log.jsonl").stat().st_mtime_ns == stamp
+    assert again.test["overall"].jf == pytest.approx(report.test["overall"].jf)
 
 
 def test_offline_model_refuses_a_work_folder_with_another_dataset(tmp_path):
@@ -61,3 +77,58 @@ def test_offline_model_refuses_a_work_folder_with_another_dataset(tmp_path):
 def test_ablation_steps_beyond_the_main_run_are_refused(toy_scale, tmp_path):
     with pytest.raises(ValueError, match="must not exceed"):
         offline_model.build_offline_model(tmp_path / "work", tmp_path / "out", steps=1, ablation_steps=2, command="CMD")
+
+
+# ------------------------------------------------------------------------------------------------
+# The bundled model
+
+
+@pytest.fixture(scope="module")
+def evaluation() -> dict:
+    return json.loads((BUNDLED_MODEL / "evaluation.json").read_text(encoding="utf-8"))
+
+
+def test_bundle_is_small_loadable_and_the_full_model(evaluation):
+    from mpg_sam2.pretrained import load_pretrained
+    from mpg_sam2.training.ablations import ablation_name
+
+    assert (BUNDLED_MODEL / "model.safetensors").stat().st_size <= 25 * 2**20
+    assert not (BUNDLED_MODEL / "training_state.pt").exists()  # no optimizer state shipped
+    pretrained = load_pretrained(BUNDLED_MODEL)
+    assert pretrained.tokenizer is not None
+    assert ablation_name(pretrained.model.config) == "MPG+HGA"
+    assert sum(p.numel() for p in pretrained.model.parameters()) < 6_000_000
+    assert evaluation["data"] == offline_model.DATA and evaluation["recipe"] == offline_model.RECIPE
+
+
+def test_model_card_states_the_evaluated_numbers(evaluation):
+    card = (BUNDLED_MODEL / "README.md").read_text(encoding="utf-8")
+    for section in ("test", "test_random_object"):
+        assert set(evaluation[section]) == {"overall", "appearance", "motion", "relation", "time"}
+        for name, row in evaluation[section].items():
+            assert f"| {name} | {row['expressions']} | {row['J']:.3f} | {row['F']:.3f} | {row['J&F']:.3f} |" in card
+    assert f"J&F {evaluation['regression_set']['J&F']:.3f}" in card
+    assert set(evaluation["ablations"]) == set(offline_model.ABLATIONS)
+    assert "python -m mpg_sam2.training.offline_model" in card
+
+
+def test_app_offers_the_bundled_model_offline(monkeypatch):
+    from mpg_sam2.app import models
+
+    monkeypatch.delenv(models.LOCAL_MODEL_ENV, raising=False)
+    monkeypatch.setattr(models, "_hub_cached", lambda: False)
+    assert [c.source for c in models.available_models(check_hub=False)] == [str(BUNDLED_MODEL)]
+
+
+def test_bundled_model_reaches_its_stated_jf_on_freshly_generated_clips(evaluation, tmp_path):
+    from mpg_sam2.data.synthetic import load_synthetic
+    from mpg_sam2.evaluation.expression_scores import score_expressions, summarize
+    from mpg_sam2.pretrained import load_pretrained
+
+    stated = evaluation["regression_set"]
+    assert {k: stated[k] for k in offline_model.REGRESSION_SET} == offline_model.REGRESSION_SET
+    root = offline_model.regression_dataset(tmp_path / "regression")
+    pretrained = load_pretrained(BUNDLED_MODEL)
+    summary = summarize(score_expressions(pretrained.model, pretrained.tokenizer, load_synthetic(root, "test")))
+    assert summary.count == stated["expressions"]
+    assert summary.jf >= stated["J&F"] - JF_TOLERANCE, f"J&F {summary.jf:.4f}, the card states {stated['J&F']:.4f}"

@@ -62,8 +62,9 @@ def available_models(check_hub: bool = True) -> list[ModelChoice]:
         for name, entry in REGISTRY.items():
             choices.append(ModelChoice(name, name, f"released checkpoint '{name}' ({entry.description}); {why}"))
     if (BUNDLED_MODEL / "config.json").exists():
-        choices.append(ModelChoice("offline (bundled)", str(BUNDLED_MODEL),
-                                   "bundled offline model trained on the synthetic benchmark (the Hub is not reachable)"))
+        note = ("bundled offline model trained on the synthetic benchmark (the Hub is not reachable); it knows only "
+                "synthetic shapes and does not read the sentence yet, see checkpoints/offline/README.md")
+        choices.append(ModelChoice("offline (bundled)", str(BUNDLED_MODEL), note))
     if not choices:
         # Nothing local: offer the released checkpoints; the first run tries to download them.
         for name, entry in REGISTRY.items():
