@@ -36,7 +36,7 @@ from mpg_sam2.training.checkpointing import (
     save_checkpoint,
 )
 from mpg_sam2.training.datasets import DATASETS, ClipDataset, collate_clips, load_entries
-from mpg_sam2.training.distributed import DistributedContext, ShardedStream, setup_distributed, teardown_distributed
+from mpg_sam2.training.distributed import ShardedStream, setup_distributed, teardown_distributed
 from mpg_sam2.training.forward import TrainingForward
 from mpg_sam2.training.losses import LossWeights, num_valid_frames
 from mpg_sam2.training.param_groups import STAGE_LEARNING_RATES, OptimizerSettings, build_optimizer
