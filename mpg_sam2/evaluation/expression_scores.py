@@ -2,50 +2,24 @@
 
 Each video is segmented once for all of its expressions, exactly as ``python -m mpg_sam2 segment``
 would (frames resized by PIL, threshold 0.5 at the source resolution), and each expression is
-scored per frame with the davis2017 J and F of :mod:`mpg_sam2.evaluation.metrics`. The training
-validation, the synthetic-benchmark report and the bundled model's regression test all use it.
+scored with :func:`mpg_sam2.evaluation.aggregate.score_expression` (davis2017 J and F per frame,
+mean over frames). The training validation, the synthetic-benchmark report and the offline
+model's regression test all use it.
 """
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
-from typing import Callable, Iterable, Mapping, Sequence
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
 from mpg_sam2.data.types import ReferringDataset, load_masks
-from mpg_sam2.evaluation.metrics import boundary_f_measure, region_similarity
+from mpg_sam2.evaluation.aggregate import ExpressionScore, MeanScores, score_expression, summarize
 from mpg_sam2.model.mpg_sam2 import MPGSAM2
 from mpg_sam2.pipeline.segmentation import SegmentationOptions, segment_video
 from mpg_sam2.tokenizer import ReferringTokenizer
 
-__all__ = ["ExpressionScore", "score_expressions", "summarize", "ScoreSummary"]
-
-
-@dataclass(frozen=True)
-class ExpressionScore:
-    video_id: str
-    expression_id: str
-    expression: str
-    j: float  # mean over the video's frames
-    f: float
-
-    @property
-    def jf(self) -> float:
-        return (self.j + self.f) / 2
-
-
-@dataclass(frozen=True)
-class ScoreSummary:
-    """Means over expressions: J&F is the mean of (J + F) / 2, as the benchmarks report it."""
-
-    j: float
-    f: float
-    count: int
-
-    @property
-    def jf(self) -> float:
-        return (self.j + self.f) / 2
+__all__ = ["score_expressions", "summarize_by_group"]
 
 
 def _key(text: str) -> str:
@@ -87,10 +61,7 @@ def score_expressions(
             by_text = dict(zip(texts, result.expressions))
             for sample in samples:
                 masks = by_text[_key(sample.expression)].masks
-                truth = load_masks(sample.masks)
-                j = float(np.mean([region_similarity(g, p) for g, p in zip(truth, masks)]))
-                f = float(np.mean([boundary_f_measure(g, p) for g, p in zip(truth, masks)]))
-                scores.append(ExpressionScore(video.video_id, sample.expression_id, sample.expression, j, f))
+                scores.append(score_expression(video.video_id, sample.expression_id, load_masks(sample.masks), masks))
             if progress is not None:
                 progress(len(scores), total)
             if len(scores) >= total:
@@ -100,18 +71,11 @@ def score_expressions(
     return scores
 
 
-def summarize(scores: Iterable[ExpressionScore]) -> ScoreSummary:
-    scores = list(scores)
-    if not scores:
-        raise ValueError("no scores to summarize")
-    return ScoreSummary(float(np.mean([s.j for s in scores])), float(np.mean([s.f for s in scores])), len(scores))
-
-
 def summarize_by_group(
     scores: Sequence[ExpressionScore], groups: Mapping[tuple[str, str], str]
-) -> dict[str, ScoreSummary]:
+) -> dict[str, MeanScores]:
     """``{"overall": ..., group: ...}``; ``groups`` maps (video id, expression id) to a group name."""
     grouped: dict[str, list[ExpressionScore]] = defaultdict(list)
     for score in scores:
         grouped[groups[(score.video_id, score.expression_id)]].append(score)
-    return {"overall": summarize(scores), **{name: summarize(grouped[name]) for name in sorted(grouped)}}
+    return {"overall": summarize(scores).overall, **{name: summarize(grouped[name]).overall for name in sorted(grouped)}}

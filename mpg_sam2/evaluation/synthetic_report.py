@@ -15,7 +15,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from mpg_sam2.data.synthetic import load_synthetic, read_expression_types
-from mpg_sam2.evaluation.expression_scores import ExpressionScore, ScoreSummary, score_expressions, summarize_by_group
+from mpg_sam2.evaluation.aggregate import ExpressionScore, MeanScores, score_expression
+from mpg_sam2.evaluation.expression_scores import score_expressions, summarize_by_group
 from mpg_sam2.model.mpg_sam2 import MPGSAM2
 from mpg_sam2.tokenizer import ReferringTokenizer
 
@@ -25,7 +26,7 @@ __all__ = ["SyntheticReport", "chance_level", "evaluate_synthetic", "format_tabl
 @dataclass(frozen=True)
 class SyntheticReport:
     split: str
-    by_type: dict[str, ScoreSummary]  # "overall" first, then each expression type
+    by_type: dict[str, MeanScores]  # "overall" first, then each expression type
     expressions: list[ExpressionScore]
     seconds: float
 
@@ -59,7 +60,7 @@ def evaluate_synthetic(
     return SyntheticReport(split, summarize_by_group(scores, types), scores, time.perf_counter() - start)
 
 
-def chance_level(root: str | Path, split: str = "test") -> dict[str, ScoreSummary]:
+def chance_level(root: str | Path, split: str = "test") -> dict[str, MeanScores]:
     """What segmenting one object of the clip picked at random scores, overall and per type.
 
     For each expression, the mean over the clip's annotated objects of the J and F of predicting
@@ -69,8 +70,6 @@ def chance_level(root: str | Path, split: str = "test") -> dict[str, ScoreSummar
     import numpy as np
 
     from mpg_sam2.data.types import PaletteMaskSource, load_masks, read_label_png
-    from mpg_sam2.evaluation.expression_scores import summarize_by_group
-    from mpg_sam2.evaluation.metrics import boundary_f_measure, region_similarity
 
     dataset = load_synthetic(root, split)
     types = read_expression_types(root, split)
@@ -84,13 +83,13 @@ def chance_level(root: str | Path, split: str = "test") -> dict[str, ScoreSummar
         per_object = {i: labels == i for i in objects}
         for sample in samples:
             truth = load_masks(sample.masks)
-            j = np.mean([np.mean([region_similarity(g, p) for g, p in zip(truth, per_object[i])]) for i in objects])
-            f = np.mean([np.mean([boundary_f_measure(g, p) for g, p in zip(truth, per_object[i])]) for i in objects])
-            scores.append(ExpressionScore(video.video_id, sample.expression_id, sample.expression, float(j), float(f)))
+            picks = [score_expression(video.video_id, sample.expression_id, truth, per_object[i]) for i in objects]
+            j, f = float(np.mean([p.j for p in picks])), float(np.mean([p.f for p in picks]))
+            scores.append(ExpressionScore(video.video_id, sample.expression_id, j, f, len(truth)))
     return summarize_by_group(scores, types)
 
 
-def format_table(rows: dict[str, ScoreSummary], title: str = "expressions") -> str:
+def format_table(rows: dict[str, MeanScores], title: str = "expressions") -> str:
     lines = [f"| {title} | count | J | F | J&F |", "|---|---|---|---|---|"]
     for name, s in rows.items():
         lines.append(f"| {name} | {s.count} | {s.j:.3f} | {s.f:.3f} | {s.jf:.3f} |")

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mpg_sam2.evaluation.expression_scores import ScoreSummary
+from mpg_sam2.evaluation.aggregate import MeanScores
 
 __all__ = ["ABLATIONS", "DATA", "RECIPE", "REGRESSION_SET", "build_offline_model", "main", "regression_dataset"]
 
@@ -118,7 +118,7 @@ def _training_seconds(run: Path, steps: int) -> float:
     return sum(s for step, s in seconds.items() if step <= steps)
 
 
-def _score(checkpoint: Path, data: Path, name: str, split: str = "test") -> dict[str, ScoreSummary]:
+def _score(checkpoint: Path, data: Path, name: str, split: str = "test") -> dict[str, MeanScores]:
     """Scores by expression type, kept in ``checkpoint/scores_<name>.json`` (a checkpoint never
     changes, so a rerun reads them back instead of segmenting the split again)."""
     from mpg_sam2.evaluation.synthetic_report import evaluate_synthetic
@@ -127,14 +127,14 @@ def _score(checkpoint: Path, data: Path, name: str, split: str = "test") -> dict
     cache = checkpoint / f"scores_{name}.json"
     if cache.is_file():
         rows = json.loads(cache.read_text(encoding="utf-8"))
-        return {k: ScoreSummary(v["J"], v["F"], v["expressions"]) for k, v in rows.items()}
+        return {k: MeanScores(v["J"], v["F"], v["J&F"], v["expressions"]) for k, v in rows.items()}
     pretrained = load_pretrained(checkpoint)
     rows = evaluate_synthetic(pretrained.model, pretrained.tokenizer, data, split).by_type
     cache.write_text(json.dumps(_as_json(rows), indent=1) + "\n", encoding="utf-8")
     return rows
 
 
-def _as_json(rows: dict[str, ScoreSummary]) -> dict[str, dict[str, float]]:
+def _as_json(rows: dict[str, MeanScores]) -> dict[str, dict[str, float]]:
     # Unrounded: the card prints these with 3 decimals and the tests compare the two.
     return {name: {"J": s.j, "F": s.f, "J&F": s.jf, "expressions": s.count} for name, s in rows.items()}
 
@@ -143,11 +143,11 @@ def _as_json(rows: dict[str, ScoreSummary]) -> dict[str, dict[str, float]]:
 class OfflineModelReport:
     steps: int
     training_seconds: float
-    test: dict[str, ScoreSummary]
-    chance: dict[str, ScoreSummary]  # segmenting a random object of the clip (no language)
-    regression: ScoreSummary
+    test: dict[str, MeanScores]
+    chance: dict[str, MeanScores]  # segmenting a random object of the clip (no language)
+    regression: MeanScores
     ablation_steps: int | None = None
-    ablations: dict[str, dict[str, ScoreSummary]] | None = None
+    ablations: dict[str, dict[str, MeanScores]] | None = None
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {

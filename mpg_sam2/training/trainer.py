@@ -337,7 +337,7 @@ class Trainer:
         precision = "bf16" if self.autocast_dtype == torch.bfloat16 else "fp32"
         result = validate(self.model, self.tokenizer, self.validation_set, self.config.val_expressions, precision)
         self.model.train()
-        return {"J": result.j, "F": result.f, "J&F": result.jf, "expressions": result.num_expressions}
+        return {"J": result.j, "F": result.f, "J&F": result.jf, "expressions": result.count}
 
     def run(self) -> TrainResult:
         config = self.config

@@ -5,28 +5,16 @@ pipeline, davis2017 J and F); J&F is the mean over expressions of (mean J + mean
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from mpg_sam2.data.types import ReferringDataset
-from mpg_sam2.evaluation.expression_scores import score_expressions, summarize
+from mpg_sam2.evaluation.aggregate import MeanScores, summarize
+from mpg_sam2.evaluation.expression_scores import score_expressions
 from mpg_sam2.model.mpg_sam2 import MPGSAM2
 from mpg_sam2.tokenizer import ReferringTokenizer
 
-__all__ = ["VALIDATION_SPLITS", "ValidationResult", "validate"]
+__all__ = ["VALIDATION_SPLITS", "validate"]
 
 # The split with public masks used for validation, per training dataset (None: none exists).
 VALIDATION_SPLITS = {"synthetic": "valid", "mevis": "valid_u", "ref-youtube-vos": None, "refcoco": None}
-
-
-@dataclass
-class ValidationResult:
-    j: float
-    f: float
-    num_expressions: int
-
-    @property
-    def jf(self) -> float:
-        return (self.j + self.f) / 2
 
 
 def load_validation_set(dataset: str, root: str, split: str | None = None) -> ReferringDataset | None:
@@ -50,7 +38,6 @@ def validate(
     dataset: ReferringDataset,
     max_expressions: int | None = 16,
     precision: str = "fp32",
-) -> ValidationResult:
+) -> MeanScores:
     """Mean J, F over the first ``max_expressions`` expressions with masks (model left in its mode)."""
-    summary = summarize(score_expressions(model, tokenizer, dataset, max_expressions, precision))
-    return ValidationResult(j=summary.j, f=summary.f, num_expressions=summary.count)
+    return summarize(score_expressions(model, tokenizer, dataset, max_expressions, precision)).overall
