@@ -26,6 +26,7 @@ def toy_scale(monkeypatch):
     monkeypatch.setattr(offline_model, "DATA", {"seed": 0, "train": 2, "val": 1, "test": 1})
     monkeypatch.setattr(offline_model, "REGRESSION_SET", {"seed": 1, "test": 1})
     monkeypatch.setattr(offline_model, "RECIPE", {**offline_model.RECIPE, "frames": 2, "val_every": 0, "save_every": 1})
+    monkeypatch.setattr(offline_model, "WARMUP", {**offline_model.WARMUP, "steps": 2, "batch_size": 1, "val_every": 0})
 
 
 def test_offline_model_end_to_end_at_toy_scale(toy_scale, tmp_path, monkeypatch):
@@ -40,6 +41,11 @@ def test_offline_model_end_to_end_at_toy_scale(toy_scale, tmp_path, monkeypatch)
     assert loaded.tokenizer is not None and ablation_name(loaded.model.config) == "MPG+HGA"
     assert (out / "model.safetensors").stat().st_size <= 25 * 2**20
     assert not (out / "training_state.pt").exists()
+    # Every run starts from the warm-up checkpoint.
+    warm = tmp_path / "work" / "prior_warmup" / "final"
+    for name in offline_model.ABLATIONS:
+        args = json.loads((tmp_path / "work" / name / "step-000001" / "training_args.json").read_text())
+        assert args["init_from"] == str(warm)
     # Each ablation row was trained with its switches and scored at the ablation budget.
     for name, (no_prior, no_agg) in offline_model.ABLATIONS.items():
         config = load_pretrained(tmp_path / "work" / name / "step-000001", load_tokenizer_files=False).model.config
@@ -74,6 +80,16 @@ def test_offline_model_refuses_a_work_folder_with_another_dataset(tmp_path):
         offline_model._dataset(tmp_path / "data")
 
 
+def test_offline_model_refuses_a_warm_up_with_other_settings(tmp_path):
+    final = tmp_path / "prior_warmup" / "final"
+    final.mkdir(parents=True)
+    (final / "prior_warmup_args.json").write_text(json.dumps({**offline_model.WARMUP, "lr": 1.0}))
+    with pytest.raises(ValueError, match="other settings.*'lr': 1.0"):
+        offline_model._warm_up(tmp_path / "data", tmp_path / "prior_warmup")
+    (final / "prior_warmup_args.json").write_text(json.dumps({**offline_model.WARMUP, "out": "elsewhere"}))
+    assert offline_model._warm_up(tmp_path / "data", tmp_path / "prior_warmup") == final
+
+
 def test_ablation_steps_beyond_the_main_run_are_refused(toy_scale, tmp_path):
     with pytest.raises(ValueError, match="must not exceed"):
         offline_model.build_offline_model(tmp_path / "work", tmp_path / "out", steps=1, ablation_steps=2, command="CMD")
@@ -99,6 +115,7 @@ def test_bundle_is_small_loadable_and_the_full_model(evaluation):
     assert ablation_name(pretrained.model.config) == "MPG+HGA"
     assert sum(p.numel() for p in pretrained.model.parameters()) < 6_000_000
     assert evaluation["data"] == offline_model.DATA and evaluation["recipe"] == offline_model.RECIPE
+    assert evaluation["warmup"] == offline_model.WARMUP
 
 
 def test_model_card_states_the_evaluated_numbers(evaluation):

@@ -479,3 +479,21 @@ def test_prior_warmup_trains_only_the_grounding_path_and_feeds_init_from(synthet
     result = train(TrainConfig(data=synthetic_root, out=tmp_path / "run", init_from=final, steps=1, frames=2,
                                threads=1, object_score_loss=1.0, prior_loss=1.0, seed=4))
     assert result.step == 1 and np.isfinite(result.last_losses["loss"])
+
+
+def test_prior_warmup_continues_from_a_checkpoint(synthetic_root, tmp_path):
+    from mpg_sam2.pretrained import load_pretrained
+    from mpg_sam2.training.prior_warmup import PriorWarmupConfig, warm_up_prior
+
+    settings = dict(data=synthetic_root, steps=2, batch_size=1, frames=2, val_every=0, threads=1, model_config=CONFIG)
+    first = warm_up_prior(PriorWarmupConfig(out=tmp_path / "first", lr=2e-3, seed=4, **settings), log=lambda line: None)
+    # With lr 0 the second stage must hand back exactly what it started from, tokenizer included.
+    second = warm_up_prior(PriorWarmupConfig(out=tmp_path / "second", lr=0.0, seed=5, init_from=first, **settings),
+                           log=lambda line: None)
+    before, after = load_pretrained(first), load_pretrained(second)
+    for name, value in after.model.state_dict().items():
+        assert torch.equal(value, before.model.state_dict()[name]), name
+    caption = "the small red circle moving left"
+    assert torch.equal(after.tokenizer.encode(caption).input_ids, before.tokenizer.encode(caption).input_ids)
+    assert not (tmp_path / "second" / "tokenizer").exists()
+    assert json.loads((second / "prior_warmup_args.json").read_text())["init_from"] == str(first)

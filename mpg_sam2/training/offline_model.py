@@ -4,18 +4,24 @@
 
 1. generates the synthetic benchmark (seed 0: 400 train / 40 valid / 60 test clips) in
    ``WORK/data`` unless it is there already;
-2. trains the ``nano`` preset from random weights with :data:`RECIPE` in ``WORK/main`` to
-   ``--steps``;
-3. trains the three ablations of the paper's Table 3 (no mask prior as dense prompt, no
-   aggregator, neither) with the same recipe, seed and ``--ablation-steps`` in ``WORK/abl_*``,
-   and scores all four at that step on the test split;
-4. copies the final weights and tokenizer to ``--out`` and writes ``evaluation.json`` and a model
+2. warms up the grounding path (BEiT-3 and the mask prior generator on the prior loss alone,
+   :mod:`mpg_sam2.training.prior_warmup`) from random weights with :data:`WARMUP` in
+   ``WORK/prior_warmup``: trained whole from random weights, the network learns to segment and
+   track *an* object and stops reading the caption before it learns to read it; after the
+   warm-up the prior already picks the described object more often than chance;
+3. trains the whole ``nano`` model from the warm-up checkpoint with :data:`RECIPE` in
+   ``WORK/main`` to ``--steps``;
+4. trains the three ablations of the paper's Table 3 (no mask prior as dense prompt, no
+   aggregator, neither) from the same checkpoint with the same recipe, seed and
+   ``--ablation-steps`` in ``WORK/abl_*``, and scores all four at that step on the test split;
+5. copies the final weights and tokenizer to ``--out`` and writes ``evaluation.json`` and a model
    card (``README.md``) with the test-split J&F overall and per expression type next to the
    random-object reference, the ablation table, and the J&F on a small regression set (other
    seed) that a regression test can regenerate and check.
 
-Every stage resumes: runs continue from their newest checkpoint, finished runs are not touched,
-so rerunning the command after an interruption (or to only rewrite the card) is cheap.
+Every stage resumes: runs continue from their newest checkpoint, finished runs (and a finished
+warm-up) are not touched, so rerunning the command after an interruption (or to only rewrite the
+card) is cheap. An interrupted warm-up starts again.
 """
 from __future__ import annotations
 
@@ -28,14 +34,32 @@ from typing import Any
 
 from mpg_sam2.evaluation.aggregate import MeanScores
 
-__all__ = ["ABLATIONS", "DATA", "RECIPE", "REGRESSION_SET", "build_offline_model", "main", "regression_dataset"]
+__all__ = ["ABLATIONS", "DATA", "RECIPE", "REGRESSION_SET", "WARMUP", "build_offline_model", "main", "regression_dataset"]
 
 # The benchmark the model is trained and tested on.
 DATA = {"seed": 0, "train": 400, "val": 40, "test": 60}
 # A second, small test split (other seed: clips the model never saw) for the CI regression test.
 REGRESSION_SET = {"seed": 1, "test": 12}
-# Training settings (python -m mpg_sam2 train flags). Every part starts from random weights, so
-# SAM 2's image encoder trains too and the object-score and prior losses are on.
+# Warm-up settings (python -m mpg_sam2.training.prior_warmup flags), from random weights: batches
+# of 4 whole videos (every expression of a video on the same 2 frames, so a prior that ignores the
+# caption can fit only one of them).
+WARMUP: dict[str, Any] = {
+    "dataset": "synthetic",
+    "preset": "nano",
+    "steps": 1900,
+    "batch_size": 4,
+    "frames": 2,
+    "lr": 5e-4,
+    "weight_decay": 5e-4,
+    "grad_clip": 1.0,
+    "seed": 0,
+    "by_video": True,
+    "threads": 2,
+    "val_every": 100,
+    "val_expressions": 40,
+}
+# Training settings (python -m mpg_sam2 train flags), from the warm-up checkpoint. SAM 2 starts
+# from random weights, so its image encoder trains too and the object-score and prior losses are on.
 RECIPE: dict[str, Any] = {
     "dataset": "synthetic",
     "preset": "nano",
@@ -94,14 +118,36 @@ def _step_of(run: Path) -> int:
     return int(found[-1].name.split("-")[1]) if found else 0
 
 
-def _train(data: Path, run: Path, steps: int, no_mask_prior: bool, no_aggregator: bool) -> Path:
+def _warm_up(data: Path, folder: Path) -> Path:
+    """The warm-up checkpoint ``folder/final``, trained unless a finished one with WARMUP is there."""
+    from mpg_sam2.training.prior_warmup import PriorWarmupConfig, warm_up_prior
+
+    final = folder / "final"
+    settings = final / "prior_warmup_args.json"
+    if settings.is_file():
+        saved = json.loads(settings.read_text(encoding="utf-8"))
+        differ = {k: saved.get(k) for k in WARMUP if saved.get(k) != WARMUP[k]}
+        if differ:
+            raise ValueError(f"{folder} holds a warm-up with other settings ({differ}); use a fresh --work folder")
+        return final
+    print(f"warming up BEiT-3 and the mask prior generator in {folder}", flush=True)
+    return warm_up_prior(PriorWarmupConfig(data=data, out=folder, **WARMUP))
+
+
+def _warm_up_seconds(folder: Path) -> float:
+    """Wall time of the warm-up (its log's last cumulative time, validation included)."""
+    lines = (folder / "log.jsonl").read_text(encoding="utf-8").splitlines()
+    return float(json.loads(lines[-1])["seconds"]) if lines else 0.0
+
+
+def _train(data: Path, run: Path, steps: int, no_mask_prior: bool, no_aggregator: bool, init_from: Path) -> Path:
     from mpg_sam2.training.checkpointing import checkpoint_name
     from mpg_sam2.training.trainer import TrainConfig, train
 
     if _step_of(run) < steps:
         resume = run if _step_of(run) else None
         config = TrainConfig(data=data, out=run, steps=steps, no_mask_prior=no_mask_prior, no_aggregator=no_aggregator,
-                             resume=resume, **RECIPE)
+                             resume=resume, init_from=init_from, **RECIPE)
         train(config)
     checkpoint = run / checkpoint_name(steps)
     if not checkpoint.is_dir():
@@ -142,6 +188,7 @@ def _as_json(rows: dict[str, MeanScores]) -> dict[str, dict[str, float]]:
 @dataclass
 class OfflineModelReport:
     steps: int
+    warmup_seconds: float
     training_seconds: float
     test: dict[str, MeanScores]
     chance: dict[str, MeanScores]  # segmenting a random object of the clip (no language)
@@ -152,8 +199,10 @@ class OfflineModelReport:
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
             "data": DATA,
+            "warmup": WARMUP,
             "recipe": RECIPE,
             "steps": self.steps,
+            "warmup_seconds": round(self.warmup_seconds),
             "training_seconds": round(self.training_seconds),
             "test": _as_json(self.test),
             "test_random_object": _as_json(self.chance),
@@ -201,12 +250,16 @@ def _card(report: OfflineModelReport, command: str) -> str:
         "",
         f"- data: `python -m mpg_sam2.data.synthetic` with seed {DATA['seed']}: {DATA['train']} train / "
         f"{DATA['val']} valid / {DATA['test']} test clips of 8 frames at 256 x 256, up to 4 expressions each",
-        f"- {report.steps} AdamW steps of one {RECIPE['frames']}-frame clip, lr {RECIPE['lr']:g} for every group, the image encoder",
+        f"- warm-up from random weights (`mpg_sam2.training.prior_warmup`): {WARMUP['steps']} AdamW steps on "
+        f"BEiT-3 and the mask prior generator alone, batches of {WARMUP['batch_size']} whole videos (every expression of a",
+        f"  video on the same {WARMUP['frames']} frames), lr {WARMUP['lr']:g}, focal + dice on the prior only; "
+        f"{report.warmup_seconds / 60:.0f} min on the 2-core CPU",
+        f"- then the whole model from the warm-up checkpoint: {report.steps} AdamW steps of one {RECIPE['frames']}-frame clip, lr {RECIPE['lr']:g} for every group, the image encoder",
         "  trained (from scratch), focal 2 + dice 5 + sim 2 (the paper's losses) plus an object-score BCE and",
         "  focal + dice on the mask prior (weight 1 each; a model trained from scratch needs them, see",
         "  `mpg_sam2.training.losses.LossWeights`), seed 0, float32 on one CPU thread",
         f"- training time: {report.training_seconds / 3600:.2f} h of step time on one core of a 2-core CPU "
-        "(validation and checkpoints excluded)",
+        "(validation and checkpoints excluded), after the warm-up",
         f"- reproduce everything on this card: `{command}`",
         "",
         f"## Test split ({DATA['test']} clips, never seen in training)",
@@ -223,7 +276,8 @@ def _card(report: OfflineModelReport, command: str) -> str:
     if report.ablations is not None:
         lines += [
             "",
-            f"## Ablation (paper's Table 3 shape; every row {report.ablation_steps} steps, same data order and seed)",
+            f"## Ablation (paper's Table 3 shape; every row {report.ablation_steps} steps from the same warm-up checkpoint, "
+            "same data order and seed)",
             "",
             "| model | MPG | HGA | J | F | J&F | appearance J&F | motion J&F | relation J&F | time J&F |",
             "|---|---|---|---|---|---|---|---|---|---|",
@@ -248,12 +302,14 @@ def _card(report: OfflineModelReport, command: str) -> str:
 
 
 def build_offline_model(work: Path, out: Path, steps: int, ablation_steps: int | None, command: str) -> OfflineModelReport:
+    """Runs every stage that is not done yet (see the module docstring); returns what the card states."""
     from mpg_sam2.evaluation.synthetic_report import chance_level
     from mpg_sam2.pretrained import load_pretrained, save_pretrained
     from mpg_sam2.training.checkpointing import checkpoint_name
 
     work = Path(work)
     data = _dataset(work / "data")
+    warm = _warm_up(data, work / "prior_warmup")
     ablations = None
     if ablation_steps is not None:
         if ablation_steps > steps:
@@ -261,8 +317,8 @@ def build_offline_model(work: Path, out: Path, steps: int, ablation_steps: int |
         # The full model's row is its own checkpoint at the ablation budget (constant learning rate).
         for name, (no_prior, no_agg) in ABLATIONS.items():
             if name != "main":
-                _train(data, work / name, ablation_steps, no_prior, no_agg)
-    final = _train(data, work / "main", steps, False, False)
+                _train(data, work / name, ablation_steps, no_prior, no_agg, warm)
+    final = _train(data, work / "main", steps, False, False, warm)
     if ablation_steps is not None:
         ablations = {}
         for name in ABLATIONS:
@@ -272,8 +328,8 @@ def build_offline_model(work: Path, out: Path, steps: int, ablation_steps: int |
     print(f"scoring the final model (step {steps}) on the test split", flush=True)
     test = _score(final, data, "test")
     regression = _score(final, regression_dataset(work / "regression"), "regression")["overall"]
-    report = OfflineModelReport(steps, _training_seconds(work / "main", steps), test, chance_level(data), regression,
-                                ablation_steps, ablations)
+    report = OfflineModelReport(steps, _warm_up_seconds(work / "prior_warmup"), _training_seconds(work / "main", steps),
+                                test, chance_level(data), regression, ablation_steps, ablations)
 
     pretrained = load_pretrained(final)
     save_pretrained(pretrained.model, out, pretrained.tokenizer, overwrite=True)

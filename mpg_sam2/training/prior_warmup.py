@@ -65,6 +65,9 @@ class PriorWarmupConfig:
     # are a low-noise signal for the text; without it the network learns to ignore the text
     # before it learns to read it (batch_size then counts videos).
     by_video: bool = True
+    # A checkpoint folder to continue from (its weights and tokenizer; fresh optimizer state),
+    # e.g. an earlier warm-up stage. None: random weights of ``seed``.
+    init_from: Path | None = None
     model_config: MPGSAM2Config | None = None  # instead of the preset (Python API only)
 
 
@@ -131,13 +134,22 @@ def warm_up_prior(config: PriorWarmupConfig, log=print) -> Path:
         torch.set_num_threads(config.threads)
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
-    tokenizer_dir = out / "tokenizer"
-    if not (tokenizer_dir / "tokenizer.json").is_file():
-        train_tokenizer(tokenizer_dir, vocab_size=config.tokenizer_vocab_size)
-    tokenizer = load_tokenizer(tokenizer_dir)
-    model_config = config.model_config or get_preset(config.preset)
-    torch.manual_seed(config.seed)  # the same initial weights as a from-scratch run of this seed
-    model = MPGSAM2(model_config).train()
+    if config.init_from is not None:
+        from mpg_sam2.pretrained import load_pretrained
+
+        pretrained = load_pretrained(config.init_from)
+        if pretrained.tokenizer is None:
+            raise ValueError(f"{config.init_from} has no tokenizer files; a warm-up continues only from a full checkpoint")
+        model, tokenizer = pretrained.model.train(), pretrained.tokenizer
+        model_config = model.config
+    else:
+        tokenizer_dir = out / "tokenizer"
+        if not (tokenizer_dir / "tokenizer.json").is_file():
+            train_tokenizer(tokenizer_dir, vocab_size=config.tokenizer_vocab_size)
+        tokenizer = load_tokenizer(tokenizer_dir)
+        model_config = config.model_config or get_preset(config.preset)
+        torch.manual_seed(config.seed)  # the same initial weights as a from-scratch run of this seed
+        model = MPGSAM2(model_config).train()
     params = [p for n, p in model.named_parameters() if n.startswith(TRAINED_PREFIXES)]
     optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
 
@@ -195,6 +207,8 @@ def main(argv: list[str] | None = None) -> int:
                  "val_every", "val_expressions"):
         default = getattr(defaults, name)
         parser.add_argument(f"--{name.replace('_', '-')}", type=type(default) if default is not None else int, default=default)
+    parser.add_argument("--init-from", type=Path, default=None,
+                        help="checkpoint folder to continue from (e.g. an earlier warm-up's final/)")
     parser.add_argument("--no-by-video", dest="by_video", action="store_false",
                         help="batches of independent expressions instead of whole videos")
     args = parser.parse_args(argv)
