@@ -137,6 +137,23 @@ def test_app_offers_the_bundled_model_offline(monkeypatch):
     assert [c.source for c in models.available_models(check_hub=False)] == [str(BUNDLED_MODEL)]
 
 
+@pytest.mark.parametrize("overall, says", [(0.36, "does not read the sentence yet"),
+                                           (0.52, "reads the sentence, far from perfectly"),
+                                           (0.81, "reads the sentence:")])
+def test_app_note_on_the_bundled_model_follows_its_evaluation(tmp_path, overall, says):
+    from mpg_sam2.app.models import bundled_model_note
+
+    row = {"J": 0.0, "F": 0.0, "expressions": 1}
+    (tmp_path / "evaluation.json").write_text(json.dumps({
+        "test": {"overall": {**row, "J&F": overall}, "appearance": {**row, "J&F": 0.9}},
+        "test_random_object": {"overall": {**row, "J&F": 0.35}},
+    }))
+    note = bundled_model_note(tmp_path)
+    assert says in note and f"test J&F {overall:.2f} (appearance 0.90) against 0.35" in note
+    (tmp_path / "evaluation.json").write_text("{}")
+    assert "J&F" not in bundled_model_note(tmp_path) and "README.md" in bundled_model_note(tmp_path)
+
+
 def test_bundled_model_reaches_its_stated_jf_on_freshly_generated_clips(evaluation, tmp_path):
     from mpg_sam2.data.synthetic import load_synthetic
     from mpg_sam2.evaluation.aggregate import summarize

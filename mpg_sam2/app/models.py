@@ -6,6 +6,7 @@ exists. The app shows a note saying which model ran and why.
 """
 from __future__ import annotations
 
+import json
 import os
 import threading
 from dataclasses import dataclass
@@ -26,6 +27,25 @@ class ModelChoice:
     label: str  # shown in the dropdown
     source: str  # registry name or local folder
     note: str  # why it is available / the default
+
+
+def bundled_model_note(folder: Path = BUNDLED_MODEL) -> str:
+    """What the bundled model is and how well it reads the sentence, from its ``evaluation.json``."""
+    note = "bundled offline model trained on the synthetic benchmark; it knows only synthetic shapes"
+    try:
+        evaluation = json.loads((folder / "evaluation.json").read_text(encoding="utf-8"))
+        model, chance = evaluation["test"], evaluation["test_random_object"]
+        overall, appearance = model["overall"]["J&F"], model["appearance"]["J&F"]
+        reference = chance["overall"]["J&F"]
+    except (OSError, KeyError, TypeError, ValueError):
+        return f"{note}; see {folder / 'README.md'}"
+    # Same margin as the model card's verdict (mpg_sam2.training.offline_model.GROUNDING_MARGIN).
+    if overall < reference + 0.05:
+        reads = "does not read the sentence yet"
+    else:
+        reads = "reads the sentence" + (", far from perfectly" if overall < 0.75 else "")
+    return (f"{note} and {reads}: test J&F {overall:.2f} (appearance {appearance:.2f}) against {reference:.2f} "
+            f"for a random object of the clip; see checkpoints/offline/README.md")
 
 
 def _hub_reachable(timeout_s: float = 3.0) -> bool:
@@ -62,9 +82,7 @@ def available_models(check_hub: bool = True) -> list[ModelChoice]:
         for name, entry in REGISTRY.items():
             choices.append(ModelChoice(name, name, f"released checkpoint '{name}' ({entry.description}); {why}"))
     if (BUNDLED_MODEL / "config.json").exists():
-        note = ("bundled offline model trained on the synthetic benchmark (the Hub is not reachable); it knows only "
-                "synthetic shapes and does not read the sentence yet, see checkpoints/offline/README.md")
-        choices.append(ModelChoice("offline (bundled)", str(BUNDLED_MODEL), note))
+        choices.append(ModelChoice("offline (bundled)", str(BUNDLED_MODEL), bundled_model_note()))
     if not choices:
         # Nothing local: offer the released checkpoints; the first run tries to download them.
         for name, entry in REGISTRY.items():
