@@ -26,7 +26,8 @@ def toy_scale(monkeypatch):
     monkeypatch.setattr(offline_model, "DATA", {"seed": 0, "train": 2, "val": 1, "test": 1})
     monkeypatch.setattr(offline_model, "REGRESSION_SET", {"seed": 1, "test": 1})
     monkeypatch.setattr(offline_model, "RECIPE", {**offline_model.RECIPE, "frames": 2, "val_every": 0, "save_every": 1})
-    monkeypatch.setattr(offline_model, "WARMUP", {**offline_model.WARMUP, "steps": 2, "batch_size": 1, "val_every": 0})
+    stage = {**offline_model.WARMUP_STAGES[0], "steps": 2, "batch_size": 1, "val_every": 0}
+    monkeypatch.setattr(offline_model, "WARMUP_STAGES", [stage, {**stage, "steps": 1, "seed": 1}])
 
 
 def test_offline_model_end_to_end_at_toy_scale(toy_scale, tmp_path, monkeypatch):
@@ -42,7 +43,9 @@ def test_offline_model_end_to_end_at_toy_scale(toy_scale, tmp_path, monkeypatch)
     assert (out / "model.safetensors").stat().st_size <= 25 * 2**20
     assert not (out / "training_state.pt").exists()
     # Every run starts from the warm-up checkpoint.
-    warm = tmp_path / "work" / "prior_warmup" / "final"
+    warm = tmp_path / "work" / "prior_warmup" / "stage-2" / "final"
+    second_stage = json.loads((warm / "prior_warmup_args.json").read_text())
+    assert second_stage["init_from"] == str(tmp_path / "work" / "prior_warmup" / "stage-1" / "final")
     for name in offline_model.ABLATIONS:
         args = json.loads((tmp_path / "work" / name / "step-000001" / "training_args.json").read_text())
         assert args["init_from"] == str(warm)
@@ -81,13 +84,14 @@ def test_offline_model_refuses_a_work_folder_with_another_dataset(tmp_path):
 
 
 def test_offline_model_refuses_a_warm_up_with_other_settings(tmp_path):
-    final = tmp_path / "prior_warmup" / "final"
-    final.mkdir(parents=True)
-    (final / "prior_warmup_args.json").write_text(json.dumps({**offline_model.WARMUP, "lr": 1.0}))
+    finals = [tmp_path / "prior_warmup" / f"stage-{n}" / "final" for n in range(1, len(offline_model.WARMUP_STAGES) + 1)]
+    for final, stage in zip(finals, offline_model.WARMUP_STAGES):
+        final.mkdir(parents=True)
+        (final / "prior_warmup_args.json").write_text(json.dumps({**stage, "out": "elsewhere"}))
+    assert offline_model._warm_up(tmp_path / "data", tmp_path / "prior_warmup") == finals[-1]
+    (finals[-1] / "prior_warmup_args.json").write_text(json.dumps({**offline_model.WARMUP_STAGES[-1], "lr": 1.0}))
     with pytest.raises(ValueError, match="other settings.*'lr': 1.0"):
         offline_model._warm_up(tmp_path / "data", tmp_path / "prior_warmup")
-    (final / "prior_warmup_args.json").write_text(json.dumps({**offline_model.WARMUP, "out": "elsewhere"}))
-    assert offline_model._warm_up(tmp_path / "data", tmp_path / "prior_warmup") == final
 
 
 def test_ablation_steps_beyond_the_main_run_are_refused(toy_scale, tmp_path):
@@ -115,7 +119,7 @@ def test_bundle_is_small_loadable_and_the_full_model(evaluation):
     assert ablation_name(pretrained.model.config) == "MPG+HGA"
     assert sum(p.numel() for p in pretrained.model.parameters()) < 6_000_000
     assert evaluation["data"] == offline_model.DATA and evaluation["recipe"] == offline_model.RECIPE
-    assert evaluation["warmup"] == offline_model.WARMUP
+    assert evaluation["warmup_stages"] == offline_model.WARMUP_STAGES
 
 
 def test_model_card_states_the_evaluated_numbers(evaluation):

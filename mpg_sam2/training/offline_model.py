@@ -5,8 +5,8 @@
 1. generates the synthetic benchmark (seed 0: 400 train / 40 valid / 60 test clips) in
    ``WORK/data`` unless it is there already;
 2. warms up the grounding path (BEiT-3 and the mask prior generator on the prior loss alone,
-   :mod:`mpg_sam2.training.prior_warmup`) from random weights with :data:`WARMUP` in
-   ``WORK/prior_warmup``: trained whole from random weights, the network learns to segment and
+   :mod:`mpg_sam2.training.prior_warmup`) from random weights in the stages of
+   :data:`WARMUP_STAGES`, each in ``WORK/prior_warmup/stage-<n>`` and continuing from the one before: trained whole from random weights, the network learns to segment and
    track *an* object and stops reading the caption before it learns to read it; after the
    warm-up the prior already picks the described object more often than chance;
 3. trains the whole ``nano`` model from the warm-up checkpoint with :data:`RECIPE` in
@@ -34,7 +34,7 @@ from typing import Any
 
 from mpg_sam2.evaluation.aggregate import MeanScores
 
-__all__ = ["ABLATIONS", "DATA", "RECIPE", "REGRESSION_SET", "WARMUP", "build_offline_model", "main", "regression_dataset"]
+__all__ = ["ABLATIONS", "DATA", "RECIPE", "REGRESSION_SET", "WARMUP_STAGES", "build_offline_model", "main", "regression_dataset"]
 
 # The benchmark the model is trained and tested on.
 DATA = {"seed": 0, "train": 400, "val": 40, "test": 60}
@@ -42,8 +42,9 @@ DATA = {"seed": 0, "train": 400, "val": 40, "test": 60}
 REGRESSION_SET = {"seed": 1, "test": 12}
 # Warm-up settings (python -m mpg_sam2.training.prior_warmup flags), from random weights: batches
 # of 4 whole videos (every expression of a video on the same 2 frames, so a prior that ignores the
-# caption can fit only one of them).
-WARMUP: dict[str, Any] = {
+# caption can fit only one of them). A later stage continues from the one before (--init-from)
+# with a fresh optimizer; its seed gives it a new data order.
+WARMUP_STAGES: list[dict[str, Any]] = [{
     "dataset": "synthetic",
     "preset": "nano",
     "steps": 1900,
@@ -57,7 +58,7 @@ WARMUP: dict[str, Any] = {
     "threads": 2,
     "val_every": 100,
     "val_expressions": 40,
-}
+}]
 # Training settings (python -m mpg_sam2 train flags), from the warm-up checkpoint. SAM 2 starts
 # from random weights, so its image encoder trains too and the object-score and prior losses are on.
 RECIPE: dict[str, Any] = {
@@ -118,26 +119,37 @@ def _step_of(run: Path) -> int:
     return int(found[-1].name.split("-")[1]) if found else 0
 
 
+def _stage_folders(folder: Path) -> list[Path]:
+    return [folder / f"stage-{n}" for n in range(1, len(WARMUP_STAGES) + 1)]
+
+
 def _warm_up(data: Path, folder: Path) -> Path:
-    """The warm-up checkpoint ``folder/final``, trained unless a finished one with WARMUP is there."""
+    """The last warm-up stage's checkpoint; stages that finished with the same settings are kept."""
     from mpg_sam2.training.prior_warmup import PriorWarmupConfig, warm_up_prior
 
-    final = folder / "final"
-    settings = final / "prior_warmup_args.json"
-    if settings.is_file():
-        saved = json.loads(settings.read_text(encoding="utf-8"))
-        differ = {k: saved.get(k) for k in WARMUP if saved.get(k) != WARMUP[k]}
-        if differ:
-            raise ValueError(f"{folder} holds a warm-up with other settings ({differ}); use a fresh --work folder")
-        return final
-    print(f"warming up BEiT-3 and the mask prior generator in {folder}", flush=True)
-    return warm_up_prior(PriorWarmupConfig(data=data, out=folder, **WARMUP))
+    previous = None
+    for stage, stage_folder in zip(WARMUP_STAGES, _stage_folders(folder)):
+        final = stage_folder / "final"
+        settings = final / "prior_warmup_args.json"
+        if settings.is_file():
+            saved = json.loads(settings.read_text(encoding="utf-8"))
+            differ = {k: saved.get(k) for k in stage if saved.get(k) != stage[k]}
+            if differ:
+                raise ValueError(f"{stage_folder} holds a warm-up with other settings ({differ}); use a fresh --work folder")
+        else:
+            print(f"warming up BEiT-3 and the mask prior generator in {stage_folder}", flush=True)
+            warm_up_prior(PriorWarmupConfig(data=data, out=stage_folder, init_from=previous, **stage))
+        previous = final
+    return previous
 
 
 def _warm_up_seconds(folder: Path) -> float:
-    """Wall time of the warm-up (its log's last cumulative time, validation included)."""
-    lines = (folder / "log.jsonl").read_text(encoding="utf-8").splitlines()
-    return float(json.loads(lines[-1])["seconds"]) if lines else 0.0
+    """Wall time of all warm-up stages (each log's last cumulative time, validation included)."""
+    total = 0.0
+    for stage_folder in _stage_folders(folder):
+        lines = (stage_folder / "log.jsonl").read_text(encoding="utf-8").splitlines()
+        total += float(json.loads(lines[-1])["seconds"]) if lines else 0.0
+    return total
 
 
 def _train(data: Path, run: Path, steps: int, no_mask_prior: bool, no_aggregator: bool, init_from: Path) -> Path:
@@ -199,7 +211,7 @@ class OfflineModelReport:
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
             "data": DATA,
-            "warmup": WARMUP,
+            "warmup_stages": WARMUP_STAGES,
             "recipe": RECIPE,
             "steps": self.steps,
             "warmup_seconds": round(self.warmup_seconds),
@@ -228,6 +240,16 @@ def _verdict(report: OfflineModelReport) -> str:
             f"the clip ({chance:.3f}).")
 
 
+def _warm_up_line(seconds: float) -> str:
+    first = WARMUP_STAGES[0]
+    steps = " + ".join(str(stage["steps"]) for stage in WARMUP_STAGES)
+    stages = f" in {len(WARMUP_STAGES)} stages (each a fresh optimizer and data order)" if len(WARMUP_STAGES) > 1 else ""
+    return (f"- warm-up from random weights (`mpg_sam2.training.prior_warmup`): {steps} AdamW steps{stages} on BEiT-3 "
+            f"and the mask prior generator alone,\n  batches of {first['batch_size']} whole videos (every expression of a "
+            f"video on the same {first['frames']} frames), lr {first['lr']:g},\n  focal + dice on the prior only; "
+            f"{seconds / 60:.0f} min on the 2-core CPU")
+
+
 def _card(report: OfflineModelReport, command: str) -> str:
     from mpg_sam2.evaluation.synthetic_report import format_table
 
@@ -250,10 +272,7 @@ def _card(report: OfflineModelReport, command: str) -> str:
         "",
         f"- data: `python -m mpg_sam2.data.synthetic` with seed {DATA['seed']}: {DATA['train']} train / "
         f"{DATA['val']} valid / {DATA['test']} test clips of 8 frames at 256 x 256, up to 4 expressions each",
-        f"- warm-up from random weights (`mpg_sam2.training.prior_warmup`): {WARMUP['steps']} AdamW steps on "
-        f"BEiT-3 and the mask prior generator alone, batches of {WARMUP['batch_size']} whole videos (every expression of a",
-        f"  video on the same {WARMUP['frames']} frames), lr {WARMUP['lr']:g}, focal + dice on the prior only; "
-        f"{report.warmup_seconds / 60:.0f} min on the 2-core CPU",
+        _warm_up_line(report.warmup_seconds),
         f"- then the whole model from the warm-up checkpoint: {report.steps} AdamW steps of one {RECIPE['frames']}-frame clip, lr {RECIPE['lr']:g} for every group, the image encoder",
         "  trained (from scratch), focal 2 + dice 5 + sim 2 (the paper's losses) plus an object-score BCE and",
         "  focal + dice on the mask prior (weight 1 each; a model trained from scratch needs them, see",
