@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 
 from mpg_sam2.app.models import BUNDLED_MODEL
 from mpg_sam2.training import offline_model
@@ -57,6 +58,13 @@ def test_offline_model_end_to_end_at_toy_scale(toy_scale, tmp_path, monkeypatch)
 
     evaluation = json.loads((out / "evaluation.json").read_text())
     card = (out / "README.md").read_text()
+    # The bundle is the main run's checkpoint with the best validation J&F, and says which.
+    validation = {int(step): jf for step, jf in evaluation["validation_jf"].items()}
+    assert set(validation) == {1, 2} and validation[evaluation["selected_step"]] == max(validation.values())
+    selected = load_pretrained(tmp_path / "work" / "main" / f"step-{evaluation['selected_step']:06d}").model.state_dict()
+    for name, value in loaded.model.state_dict().items():
+        assert torch.equal(value, selected[name]), name
+    assert f"step {evaluation['selected_step']}, the checkpoint with the best J&F on the validation split" in card
     assert evaluation["steps"] == 2 and evaluation["regression_set"]["expressions"] == report.regression.count
     for name, row in evaluation["test"].items():
         assert f"| {name} | {row['expressions']} | {row['J']:.3f} | {row['F']:.3f} | {row['J&F']:.3f} |" in card

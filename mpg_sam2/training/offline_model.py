@@ -10,7 +10,9 @@
    track *an* object and stops reading the caption before it learns to read it; after the
    warm-up the prior already picks the described object more often than chance;
 3. trains the whole ``nano`` model from the warm-up checkpoint with :data:`RECIPE` in
-   ``WORK/main`` to ``--steps``;
+   ``WORK/main`` to ``--steps`` and scores every saved checkpoint on the validation split; the
+   best one is the bundled model (the learning rate is constant, so consecutive checkpoints
+   differ by several points of J&F);
 4. trains the three ablations of the paper's Table 3 (no mask prior as dense prompt, no
    aggregator, neither) from the same checkpoint with the same recipe, seed and
    ``--ablation-steps`` in ``WORK/abl_*``, and scores all four at that step on the test split;
@@ -167,6 +169,21 @@ def _train(data: Path, run: Path, steps: int, no_mask_prior: bool, no_aggregator
     return checkpoint
 
 
+def _select_checkpoint(data: Path, run: Path, steps: int) -> tuple[int, dict[int, float]]:
+    """The step whose checkpoint scores the best J&F on the validation split (the earliest on a
+    tie), and the validation J&F of every checkpoint of ``run`` up to ``steps``."""
+    from mpg_sam2.training.checkpointing import checkpoint_dirs
+
+    scores = {}
+    for checkpoint in checkpoint_dirs(run):
+        step = int(checkpoint.name.split("-")[1])
+        if step <= steps:
+            print(f"scoring {run.name} step {step} on the validation split", flush=True)
+            scores[step] = _score(checkpoint, data, "valid", split="valid")["overall"].jf
+    best = max(scores.items(), key=lambda item: (item[1], -item[0]))[0]
+    return best, scores
+
+
 def _training_seconds(run: Path, steps: int) -> float:
     """Sum of the logged step times up to ``steps`` (validation and saving excluded)."""
     seconds = {}
@@ -200,6 +217,8 @@ def _as_json(rows: dict[str, MeanScores]) -> dict[str, dict[str, float]]:
 @dataclass
 class OfflineModelReport:
     steps: int
+    selected_step: int  # the bundled checkpoint, chosen on the validation split
+    validation: dict[int, float]  # validation J&F of every checkpoint of the main run
     warmup_seconds: float
     training_seconds: float
     test: dict[str, MeanScores]
@@ -214,6 +233,8 @@ class OfflineModelReport:
             "warmup_stages": WARMUP_STAGES,
             "recipe": RECIPE,
             "steps": self.steps,
+            "selected_step": self.selected_step,
+            "validation_jf": {str(step): jf for step, jf in self.validation.items()},
             "warmup_seconds": round(self.warmup_seconds),
             "training_seconds": round(self.training_seconds),
             "test": _as_json(self.test),
@@ -279,6 +300,9 @@ def _card(report: OfflineModelReport, command: str) -> str:
         "  `mpg_sam2.training.losses.LossWeights`), seed 0, float32 on one CPU thread",
         f"- training time: {report.training_seconds / 3600:.2f} h of step time on one core of a 2-core CPU "
         "(validation and checkpoints excluded), after the warm-up",
+        f"- the bundled weights are step {report.selected_step}, the checkpoint with the best J&F on the validation split "
+        f"({DATA['val']} clips;",
+        "  " + ", ".join(f"{step}: {jf:.3f}" for step, jf in report.validation.items()) + ")",
         f"- reproduce everything on this card: `{command}`",
         "",
         f"## Test split ({DATA['test']} clips, never seen in training)",
@@ -337,17 +361,19 @@ def build_offline_model(work: Path, out: Path, steps: int, ablation_steps: int |
         for name, (no_prior, no_agg) in ABLATIONS.items():
             if name != "main":
                 _train(data, work / name, ablation_steps, no_prior, no_agg, warm)
-    final = _train(data, work / "main", steps, False, False, warm)
+    _train(data, work / "main", steps, False, False, warm)
+    selected, validation = _select_checkpoint(data, work / "main", steps)
+    final = work / "main" / checkpoint_name(selected)
     if ablation_steps is not None:
         ablations = {}
         for name in ABLATIONS:
             print(f"scoring {name} at step {ablation_steps} on the test split", flush=True)
             ablations[name] = _score(work / name / checkpoint_name(ablation_steps), data, "test")
 
-    print(f"scoring the final model (step {steps}) on the test split", flush=True)
+    print(f"scoring the selected checkpoint (step {selected}) on the test split", flush=True)
     test = _score(final, data, "test")
     regression = _score(final, regression_dataset(work / "regression"), "regression")["overall"]
-    report = OfflineModelReport(steps, _warm_up_seconds(work / "prior_warmup"), _training_seconds(work / "main", steps),
+    report = OfflineModelReport(steps, selected, validation, _warm_up_seconds(work / "prior_warmup"), _training_seconds(work / "main", steps),
                                 test, chance_level(data), regression, ablation_steps, ablations)
 
     pretrained = load_pretrained(final)
@@ -361,7 +387,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m mpg_sam2.training.offline_model", description=__doc__.split("\n\n")[0])
     parser.add_argument("--work", type=Path, default=Path("runs/offline"), help="data and training runs (default runs/offline)")
     parser.add_argument("--out", type=Path, default=Path("checkpoints/offline"), help="where the bundled model goes")
-    parser.add_argument("--steps", type=int, default=3500, help="training steps of the bundled model (default 3500)")
+    parser.add_argument("--steps", type=int, default=5000, help="training steps of the bundled model (default 5000)")
     parser.add_argument("--ablation-steps", type=int, default=1000, help="steps of each ablation row (default 1000)")
     parser.add_argument("--no-ablations", action="store_true", help="skip the ablation runs and table")
     args = parser.parse_args(argv)
