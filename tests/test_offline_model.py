@@ -83,6 +83,24 @@ def test_offline_model_end_to_end_at_toy_scale(toy_scale, tmp_path, monkeypatch)
     assert again.test["overall"].jf == pytest.approx(report.test["overall"].jf)
 
 
+def test_verdict_names_the_expression_types_still_at_the_random_object_level():
+    from mpg_sam2.evaluation.aggregate import MeanScores
+
+    def rows(overall, appearance, time):
+        return {"overall": MeanScores(0, 0, overall, 9), "appearance": MeanScores(0, 0, appearance, 5),
+                "time": MeanScores(0, 0, time, 4)}
+
+    def verdict(test):
+        report = offline_model.OfflineModelReport(5, 5, {5: 0.5}, 0, 0, test, rows(0.35, 0.38, 0.30), MeanScores(0, 0, 0, 1))
+        return offline_model._verdict(report)
+
+    assert "does not understand the sentence" in verdict(rows(0.39, 0.45, 0.30))
+    reads = verdict(rows(0.45, 0.60, 0.33))
+    assert "reads the sentence" in reads and "0.100 above" in reads
+    assert "time expressions (0.330 against 0.300)" in reads and "appearance expressions" not in reads
+    assert "Not yet" not in verdict(rows(0.45, 0.60, 0.36))
+
+
 def test_offline_model_refuses_a_work_folder_with_another_dataset(tmp_path):
     from mpg_sam2.data.synthetic import write_dataset
 

@@ -257,8 +257,14 @@ def _verdict(report: OfflineModelReport) -> str:
         return (f"**It does not understand the sentence yet.** On the test split it scores J&F {model:.3f}, the level of "
                 f"segmenting a random object of the clip ({chance:.3f}): it finds, segments and tracks shapes, but the "
                 "text does not decide which. Use it to try the app and the pipeline offline, not to judge the method.")
-    return (f"On the test split it scores J&F {model:.3f}, {model - chance:.3f} above segmenting a random object of "
-            f"the clip ({chance:.3f}).")
+    verdict = (f"**It reads the sentence, far from perfectly.** On the test split it scores J&F {model:.3f}, "
+               f"{model - chance:.3f} above segmenting a random object of the clip perfectly ({chance:.3f}).")
+    types = [t for t in report.test if t != "overall" and t in report.chance]
+    behind = [t for t in types if report.test[t].jf < report.chance[t].jf + GROUNDING_MARGIN]
+    if behind:
+        verdict += " Not yet above that level on: " + ", ".join(
+            f"{t} expressions ({report.test[t].jf:.3f} against {report.chance[t].jf:.3f})" for t in behind) + "."
+    return verdict
 
 
 def _warm_up_line(seconds: float) -> str:
