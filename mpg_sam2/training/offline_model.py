@@ -339,8 +339,13 @@ def _card(report: OfflineModelReport, command: str) -> str:
                          f"{o.j:.3f} | {o.f:.3f} | {o.jf:.3f} | {per_type} |")
         chance = report.chance["overall"].jf
         if all(rows["overall"].jf < chance + GROUNDING_MARGIN for rows in report.ablations.values()):
-            lines += ["", f"No row reads the sentence at this budget (all near or below the random-object level, "
-                          f"{chance:.3f}): the differences between rows are noise, not effects of MPG or HGA."]
+            lines += ["", f"At this budget no row is clearly above the random-object level ({chance:.3f})."]
+        steps = sorted(report.validation)
+        swing = max((abs(report.validation[b] - report.validation[a]) for a, b in zip(steps, steps[1:])), default=None)
+        if swing is not None:
+            lines += ["", f"For scale: consecutive checkpoints of the full run differ by up to {swing:.3f} in validation "
+                          "J&F (constant learning rate, one seed), so smaller differences between rows are not evidence "
+                          "for or against MPG or HGA."]
         lines += [
             "",
             "Without MPG, SAM 2 gets its learned no-mask embedding as the dense prompt (the generator still",
