@@ -6,9 +6,10 @@
    ``WORK/data`` unless it is there already;
 2. warms up the grounding path (BEiT-3 and the mask prior generator on the prior loss alone,
    :mod:`mpg_sam2.training.prior_warmup`) from random weights in the stages of
-   :data:`WARMUP_STAGES`, each in ``WORK/prior_warmup/stage-<n>`` and continuing from the one before: trained whole from random weights, the network learns to segment and
-   track *an* object and stops reading the caption before it learns to read it; after the
-   warm-up the prior already picks the described object more often than chance;
+   :data:`WARMUP_STAGES`, each in ``WORK/prior_warmup/stage-<n>`` and continuing from the one
+   before. Trained whole from random weights, the network learns to segment and track *an*
+   object and stops reading the caption before it learns to read it; after the warm-up the
+   prior already picks the described object more often than chance;
 3. trains the whole ``nano`` model from the warm-up checkpoint with :data:`RECIPE` in
    ``WORK/main`` to ``--steps`` and scores every saved checkpoint on the validation split; the
    best one is the bundled model (the learning rate is constant, so consecutive checkpoints
@@ -35,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from mpg_sam2.evaluation.aggregate import MeanScores
+from mpg_sam2.evaluation.synthetic_report import GROUNDING_MARGIN
 
 __all__ = ["ABLATIONS", "DATA", "RECIPE", "REGRESSION_SET", "WARMUP_STAGES", "build_offline_model", "main", "regression_dataset"]
 
@@ -114,11 +116,15 @@ def _dataset(root: Path) -> Path:
     return write_dataset(root, seed=DATA["seed"], train=DATA["train"], val=DATA["val"], test=DATA["test"])
 
 
+def _step(checkpoint: Path) -> int:
+    return int(checkpoint.name.split("-")[1])  # step-000500 -> 500
+
+
 def _step_of(run: Path) -> int:
     from mpg_sam2.training.checkpointing import checkpoint_dirs
 
     found = checkpoint_dirs(run) if run.is_dir() else []
-    return int(found[-1].name.split("-")[1]) if found else 0
+    return _step(found[-1]) if found else 0
 
 
 def _stage_folders(folder: Path) -> list[Path]:
@@ -176,7 +182,7 @@ def _select_checkpoint(data: Path, run: Path, steps: int) -> tuple[int, dict[int
 
     scores = {}
     for checkpoint in checkpoint_dirs(run):
-        step = int(checkpoint.name.split("-")[1])
+        step = _step(checkpoint)
         if step <= steps:
             print(f"scoring {run.name} step {step} on the validation split", flush=True)
             scores[step] = _score(checkpoint, data, "valid", split="valid")["overall"].jf
@@ -245,10 +251,6 @@ class OfflineModelReport:
             out["ablation_steps"] = self.ablation_steps
             out["ablations"] = {name: _as_json(rows) for name, rows in self.ablations.items()}
         return out
-
-
-# J&F above the random-object level below which the card says the model ignores the sentence.
-GROUNDING_MARGIN = 0.05
 
 
 def _verdict(report: OfflineModelReport) -> str:

@@ -4,8 +4,9 @@ A model trained from random weights learns *which* object a sentence means only 
 mask prior, and inside the full model every sample also pays for SAM 2's image encoder, memory
 and decoder (about 0.7 s per 4-frame clip for ``nano`` on one CPU core). This stage trains
 BEiT-3 and the generator alone on the prior loss (focal + dice against the target pooled to the
-prior's grid, :func:`~mpg_sam2.training.losses.mask_prior_loss`): about 0.12 s per 4-frame clip
-(0.05 s per 2-frame clip) for ``nano`` on one core, so it sees 5-10x more captions in the same time. The full training then starts from its checkpoint
+prior's grid, :func:`~mpg_sam2.training.losses.mask_prior_loss`): about 0.12 s per 4-frame
+clip (0.05 s per 2-frame clip) for ``nano`` on one core, so it sees 5-10x more captions in the
+same time. The full training then starts from its checkpoint
 (``python -m mpg_sam2 train --init-from``), where SAM 2 learns to follow an informative dense
 prompt. Not part of the authors' recipe: they start from trained BEiT-3 and SAM 2 weights.
 
