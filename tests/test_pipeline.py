@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -97,6 +98,34 @@ def test_prior_attention_is_the_own_frame_block(model, tokenizer, frames):
     for t in range(len(frames)):
         block = full[t, t * n : (t + 1) * n]
         torch.testing.assert_close(rec.prior_attention[t].flatten(), block / block.max())
+
+
+def test_overlapping_runs_on_one_model_record_only_their_own_attention(model, tokenizer, frames):
+    """Runs with attention recording that overlap on one shared model (an example's cache run
+    beside a button run, two users) each give what they give alone: interleaved frame by frame
+    in one thread, and at the same time in two threads."""
+    options = SegmentationOptions(record_attention=True)
+    texts = (EXPRESSIONS[0], EXPRESSIONS[2])  # different token counts: a mix-up cannot go unseen
+    clips = (frames, frames[::-1].copy())
+
+    def run(i: int):
+        return iter_segment_video(clips[i], [texts[i]], model, tokenizer, options=options)
+
+    alone = [list(run(i))[-1].result for i in range(2)]
+    generators, interleaved = [run(0), run(1)], [None, None]
+    while any(r is None for r in interleaved):
+        for i, generator in enumerate(generators):
+            if interleaved[i] is None:
+                interleaved[i] = next(generator).result
+    with ThreadPoolExecutor(2) as pool:
+        threaded = list(pool.map(lambda i: list(run(i))[-1].result, range(2)))
+    for i in range(2):
+        expected = alone[i].expressions[0]
+        for other in (interleaved[i], threaded[i]):
+            got = other.expressions[0]
+            np.testing.assert_array_equal(expected.masks, got.masks)
+            np.testing.assert_array_equal(expected.prior_attention, got.prior_attention)
+            np.testing.assert_array_equal(expected.text_attention, got.text_attention)
 
 
 def test_memory_offloading_gives_identical_results(model, tokenizer, frames):

@@ -1,7 +1,7 @@
 """Attention overlays: where the sentence points, per frame (for the app and exports).
 
-Two maps, recorded with forward hooks only while a :class:`AttentionRecorder` is active, so
-they cost nothing otherwise and never change a number of the segmentation:
+Two maps, recorded by forward hooks for the calls made while an :class:`AttentionRecorder` is
+active; otherwise the hooks return at once. They never change a number of the segmentation:
 
 * ``prior_attention`` ``[T, g, g]``: the mask prior generator's class-token cross-attention
   (query: frame t's class token, keys: all T*g*g video tokens), restricted to frame t's own
@@ -14,11 +14,20 @@ Each map is scaled by its frame's maximum into [0, 1] for display.
 """
 from __future__ import annotations
 
-from typing import Any
+import threading
+from contextvars import ContextVar, Token
 
 import torch
 
 from mpg_sam2.model.mpg_sam2 import MPGSAM2
+
+# The recorder that the forward calls running in this thread / context report to. A model is
+# shared by every request of a process (the app's button and an example's cache run may overlap
+# in two threads), so the hooks stay on the model once installed and look up the recorder of
+# the caller here instead of keeping per-run state on the model.
+_ACTIVE_RECORDER: ContextVar["AttentionRecorder | None"] = ContextVar("mpg_sam2_attention_recorder", default=None)
+_HOOKS_ATTRIBUTE = "_mpg_sam2_attention_hooks"
+_INSTALL_LOCK = threading.Lock()
 
 
 def _scale_per_frame(maps: torch.Tensor) -> torch.Tensor:
@@ -26,9 +35,38 @@ def _scale_per_frame(maps: torch.Tensor) -> torch.Tensor:
     return maps / peak.view(-1, *([1] * (maps.ndim - 1)))
 
 
+def _dispatch(method_name: str):
+    def hook(module, args, output) -> None:
+        recorder = _ACTIVE_RECORDER.get()
+        if recorder is not None and module in recorder._modules:
+            getattr(recorder, method_name)(module, args, output)
+
+    return hook
+
+
+def _install_hooks(model: MPGSAM2) -> None:
+    """Once per model: forward hooks that report to the active recorder, if any (else a no-op)."""
+    with _INSTALL_LOCK:
+        if getattr(model, _HOOKS_ATTRIBUTE, None) is not None:
+            return
+        generator = model.mask_prior_generator
+        fusion = model.sam2.sam_mask_decoder.aggregator.pixel_fusion
+        handles = (
+            generator.class_token_attn.register_forward_hook(_dispatch("_record_prior")),
+            fusion.cross_attn.register_forward_hook(_dispatch("_record_text")),
+        )
+        object.__setattr__(model, _HOOKS_ATTRIBUTE, handles)
+
+
 class AttentionRecorder:
-    """Context manager: ``with AttentionRecorder(model) as rec: ...``; read ``rec.prior_attention``
-    after ``encode_expression`` and ``rec.pop_text_attention()`` after each tracked frame."""
+    """Records the two maps of one run; ``with rec: <model calls>`` around each call to record.
+
+    Read ``rec.prior_attention`` after ``encode_expression`` and ``rec.pop_text_attention()``
+    after each tracked frame. Entering activates the recorder for the calls made inside the
+    block (in this thread), so overlapping runs on one model each record only their own
+    calls; a block may be entered again for the next call (a generator resumed in another
+    thread stays correct that way).
+    """
 
     def __init__(self, model: MPGSAM2, query_chunk: int = 256) -> None:
         self.model = model
@@ -36,21 +74,19 @@ class AttentionRecorder:
         self.prior_attention: torch.Tensor | None = None  # [T, g, g]
         self._text_attention: torch.Tensor | None = None  # [B, h, w] of the last frame
         self._num_text_tokens = 0
-        self._hooks: list[Any] = []
+        self._modules = (
+            model.mask_prior_generator.class_token_attn,
+            model.sam2.sam_mask_decoder.aggregator.pixel_fusion.cross_attn,
+        )
+        self._tokens: list[Token] = []
+        _install_hooks(model)
 
     def __enter__(self) -> "AttentionRecorder":
-        generator = self.model.mask_prior_generator
-        fusion = self.model.sam2.sam_mask_decoder.aggregator.pixel_fusion
-        self._hooks = [
-            generator.class_token_attn.register_forward_hook(self._record_prior),
-            fusion.cross_attn.register_forward_hook(self._record_text),
-        ]
+        self._tokens.append(_ACTIVE_RECORDER.set(self))
         return self
 
     def __exit__(self, *exc: object) -> None:
-        for hook in self._hooks:
-            hook.remove()
-        self._hooks = []
+        _ACTIVE_RECORDER.reset(self._tokens.pop())
 
     @torch.no_grad()
     def _record_prior(self, module, args, output) -> None:

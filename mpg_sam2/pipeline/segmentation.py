@@ -131,7 +131,11 @@ def iter_segment_video(
     logit_threshold = math.log(options.threshold / (1.0 - options.threshold))
     recorder = AttentionRecorder(model) if options.record_attention else None
 
-    with torch.inference_mode(), (recorder if recorder is not None else contextlib.nullcontext()):
+    def recording() -> contextlib.AbstractContextManager:
+        # Active around each model call only: this generator may be resumed in another thread.
+        return recorder if recorder is not None else contextlib.nullcontext()
+
+    with torch.inference_mode():
         start = time.perf_counter()
         beit_pixels = normalize(np.stack([resize_frame(f, cfg.beit3.image_size) for f in frames])).to(device)
         seconds["preprocess"] += time.perf_counter() - start
@@ -139,7 +143,7 @@ def iter_segment_video(
         trackers, results = [], []
         for k, expression in enumerate(prepared):
             start = time.perf_counter()
-            with model.autocast(dtype):
+            with model.autocast(dtype), recording():
                 prompts, prior = model.encode_expression(
                     beit_pixels,
                     expression.input_ids.to(device),
@@ -172,7 +176,7 @@ def iter_segment_video(
                 start = time.perf_counter()
                 if recorder is not None:
                     recorder.expect_text_tokens(prepared[k].input_ids.shape[1])
-                with model.autocast(dtype):
+                with model.autocast(dtype), recording():
                     out = tracker.step(features)
                 seconds["sam2_tracking"] += time.perf_counter() - start
                 start = time.perf_counter()
