@@ -2,83 +2,154 @@
 
 Widgets and handlers only; the work is in ``mpg_sam2`` (pipeline, exports, app helpers).
 Runs on a ZeroGPU Space, a dedicated GPU or a CPU: ``python app.py``.
+
+One run: check and decode in this process -> ``segment_on_gpu`` (on ZeroGPU, a GPU worker
+forked from this process; it gets frames and token ids, returns arrays) -> exports, inspector
+and summary in this process.
 """
 from __future__ import annotations
 
 # `spaces` must be imported before torch on ZeroGPU Spaces; elsewhere it is optional.
 try:
-    import spaces
-except ImportError:  # running locally without the package: GPU decorator is a no-op
+    import spaces  # noqa: F401
+except ImportError:  # running locally without the package: the GPU function runs in-process
     spaces = None
 
-import json
+from mpg_sam2.app.sam2_install import ensure_sam2
+
+ensure_sam2()  # on a Space, sam2 is installed now rather than at build time (see that module)
+
+import os
 from pathlib import Path
 
 import gradio as gr
+import torch
 
-from mpg_sam2.app.models import available_models
-from mpg_sam2.app.requests import MAX_FRAMES, MAX_UPLOAD, OVERLAYS, UserInputError, gpu_seconds, parse_expressions, run_request
-from mpg_sam2.app.results import inspect_frame
+from mpg_sam2.app.examples import EXAMPLE_OUTPUT_ROOT, example_folder, load_examples
+from mpg_sam2.app.gpu_job import GpuJob, run_gpu_job
+from mpg_sam2.app.models import ModelPool, available_models
+from mpg_sam2.app.requests import (
+    MAX_FRAMES,
+    MAX_UPLOAD,
+    OUTPUT_ROOT,
+    OVERLAYS,
+    UserInputError,
+    finish_request,
+    prepare_request,
+)
+from mpg_sam2.app.results import InspectorMissing, inspect_frame, inspector_frames
+from mpg_sam2.app.zerogpu import gpu_function, on_zerogpu, run_concurrency
+from mpg_sam2.pipeline.devices import select_device
+from mpg_sam2.pipeline.segmentation import VideoSegmentation
 
-EXAMPLES_FILE = Path(__file__).parent / "examples" / "examples.json"
+# Built once, at import: on ZeroGPU the weights moved to "cuda" here are what `spaces` moves
+# into every GPU worker; elsewhere they stay on this process's device for every request.
+DEVICE = select_device("auto")
+POOL = ModelPool(DEVICE)
+MODELS = POOL.preload(available_models())
+EXAMPLES = load_examples(MODELS)
+_MAIN_PID = os.getpid()
 
 
-def _gpu_duration(video, expressions, model, max_frames, fps, threshold, overlays, progress=None) -> int:
+def _reserved_seconds(job: GpuJob, *args, **kwargs) -> int:
+    return job.gpu_seconds  # computed from measured per-frame costs in prepare_request
+
+
+@gpu_function(duration=_reserved_seconds)
+def segment_on_gpu(job: GpuJob, progress=None) -> VideoSegmentation:
+    """The app's only GPU work: no file is read or written and no model is loaded here."""
+    report = None if progress is None else (lambda fraction, message: progress(fraction, desc=message))
+    if os.getpid() != _MAIN_PID:
+        # A forked ZeroGPU worker inherits this process's OpenMP state but not its threads: a
+        # multi-threaded CPU op (the frames' resizing) would wait forever for them.
+        torch.set_num_threads(1)
     try:
-        count = len(parse_expressions(expressions))
-    except UserInputError:
-        count = 1
-    return gpu_seconds(video, int(max_frames or 1), count)
+        return run_gpu_job(job, POOL.get(job.model_source), progress=report)
+    except torch.cuda.OutOfMemoryError:
+        # gr.Error is the one exception ZeroGPU carries back with its message.
+        raise gr.Error("The GPU ran out of memory; lower the frame cap or the number of expressions.") from None
+    except Exception as error:
+        raise gr.Error(f"The run failed: {type(error).__name__}: {error}") from None
 
 
-def _on_gpu(fn):
-    if spaces is None:
-        return fn
-    return spaces.GPU(duration=_gpu_duration)(fn)
+def _pretrained(source: str):
+    if not any(choice.source == source for choice in MODELS):
+        raise UserInputError(f"Unknown model {source!r}; pick one from the Model list.")
+    if POOL.is_loaded(source):
+        return POOL.get(source)
+    try:  # a released checkpoint offered for download (never on ZeroGPU: see available_models)
+        return POOL.load(source)
+    except Exception as error:
+        raise UserInputError(f"The model {source} could not be loaded: {error}") from None
 
 
-@_on_gpu
-def segment(video, expressions, model, max_frames, fps, threshold, overlays, progress=gr.Progress()):
-    """Segment ``video`` for each expression; returns the videos, inspector state and summary."""
+def _run(video, expressions, model, max_frames, fps, threshold, overlays, progress, folder: Path | None):
     try:
-        result = run_request(video, expressions, model, max_frames, fps, threshold, overlays,
-                             progress=lambda fraction, message: progress(fraction, desc=message))
+        pretrained = _pretrained(model)
+        request = prepare_request(video, expressions, model, pretrained, max_frames, fps, threshold, overlays,
+                                  enforce_gpu_budget=on_zerogpu())
+        segmentation = segment_on_gpu(request.job, progress)
+        result = finish_request(request, segmentation, str(DEVICE), folder)
     except UserInputError as error:
         raise gr.Error(str(error)) from None
+    except gr.Error:
+        raise
     except Exception as error:  # never a traceback in the page
         raise gr.Error(f"The run failed: {type(error).__name__}: {error}") from None
     for notice in result.notices:
         gr.Warning(notice)
-    return (
-        str(result.side_by_side) if result.side_by_side else None,
-        [str(p) for p in result.downloads],
-        result.summary,
-        result.scores,
-        result.stage_text,
-        str(result.inspector),
-        gr.Slider(minimum=0, maximum=max(1, result.num_frames - 1), value=0, step=1, interactive=result.num_frames > 1),
-        *show_frame(str(result.inspector), 0),
-    )
+    return (str(result.side_by_side) if result.side_by_side else None, [str(p) for p in result.downloads],
+            result.summary, result.scores, result.stage_text, str(result.inspector))
+
+
+def segment(video, expressions, model, max_frames, fps, threshold, overlays, progress=gr.Progress()):
+    """Segment ``video`` for each expression; returns the videos, summary and inspector folder."""
+    return _run(video, expressions, model, max_frames, fps, threshold, overlays, progress, folder=None)
+
+
+def segment_example(video, expressions, model):
+    """An example with the default settings, into a folder that outlives the hourly cleanup."""
+    return _run(video, expressions, model, 64, 0, 0.5, list(OVERLAYS), None,
+                folder=example_folder(video, expressions, model))
+
+
+def _inspector_path(inspector: str | None) -> Path | None:
+    """The inspector folder, if it is one of this app's (the value comes from the page)."""
+    if not inspector:
+        return None
+    path = Path(inspector).resolve()
+    if not any(path.is_relative_to(root.resolve()) for root in (OUTPUT_ROOT, EXAMPLE_OUTPUT_ROOT)):
+        return None
+    return path
 
 
 def show_frame(inspector, index):
-    if not inspector:
+    """The four panels of one frame; reads that frame only."""
+    path = _inspector_path(inspector)
+    if path is None:
         return None, None, None, None
-    return inspect_frame(inspector, int(index or 0))
+    try:
+        return inspect_frame(path, int(index or 0))
+    except InspectorMissing as error:
+        gr.Warning(str(error))
+        return None, None, None, None
 
 
-def _examples() -> list[list[object]]:
-    if not EXAMPLES_FILE.exists():
-        return []
-    rows = []
-    for item in json.loads(EXAMPLES_FILE.read_text()).get("examples", []):
-        video = EXAMPLES_FILE.parent / item["video"]
-        if video.exists():
-            rows.append([str(video), "\n".join(item["expressions"])])
-    return rows
+def open_inspector(inspector):
+    """A new result: the slider spans its frames and the panels show frame 0."""
+    path = _inspector_path(inspector)
+    try:
+        num_frames = inspector_frames(path) if path is not None else 0
+    except InspectorMissing as error:
+        gr.Warning(str(error))
+        num_frames = 0
+    slider = gr.update(minimum=0, maximum=max(1, num_frames - 1), value=0, interactive=num_frames > 1)
+    return (slider, *show_frame(inspector, 0))
 
 
-MODELS = available_models()
+def _model_note(source: str) -> str:
+    return next((f"**Model:** {m.label} — {m.note}" for m in MODELS if m.source == source), "")
+
 
 with gr.Blocks(title="MPG-SAM 2: referring video object segmentation", delete_cache=(3600, 3600)) as demo:
     gr.Markdown(
@@ -93,63 +164,65 @@ with gr.Blocks(title="MPG-SAM 2: referring video object segmentation", delete_ca
             expressions_in = gr.Textbox(label="Referring expressions (one per line)", lines=3, elem_id="expressions",
                                         placeholder="the dog running to the left\nthe person in a red shirt")
             model_in = gr.Dropdown(choices=[(m.label, m.source) for m in MODELS], value=MODELS[0].source,
-                                   label="Model")
+                                   label="Model", elem_id="model")
             with gr.Accordion("Advanced settings", open=False):
                 max_frames_in = gr.Slider(1, MAX_FRAMES, value=64, step=1, label="Frame cap")
                 fps_in = gr.Number(value=0, label="Sample at fps (0: every frame)", minimum=0)
                 threshold_in = gr.Slider(0.05, 0.95, value=0.5, step=0.05, label="Mask threshold")
                 overlays_in = gr.CheckboxGroup(list(OVERLAYS), value=list(OVERLAYS), label="Overlays")
             run = gr.Button("Segment", variant="primary")
-            model_note = gr.Markdown(f"**Model:** {MODELS[0].label} — {MODELS[0].note}")
+            model_note = gr.Markdown(_model_note(MODELS[0].source))
         with gr.Column(scale=2):
             side_by_side = gr.Video(label="Original | mask prior | final masks | attention", autoplay=False,
                                     elem_id="side-by-side")
-            stage_times = gr.Markdown()
+            stage_times = gr.Markdown(elem_id="stage-times")
             with gr.Tab("Frame inspector"):
-                frame_slider = gr.Slider(0, 1, value=0, step=1, label="Frame", interactive=False)
+                frame_slider = gr.Slider(0, 1, value=0, step=1, label="Frame", interactive=False,
+                                         elem_id="frame-slider")
                 with gr.Row():
                     panel_original = gr.Image(label="Original", type="numpy")
                     panel_prior = gr.Image(label="Mask prior", type="numpy")
-                    panel_final = gr.Image(label="Final masks", type="numpy")
+                    panel_final = gr.Image(label="Final masks", type="numpy", elem_id="panel-final")
                     panel_attention = gr.Image(label="Attention to the text", type="numpy")
             with gr.Tab("Summary"):
                 summary = gr.Dataframe(headers=["colour", "expression", "frames with object", "first", "last",
-                                                "mean area"], interactive=False)
+                                                "mean area"], interactive=False, elem_id="summary")
                 scores_plot = gr.LinePlot(x="frame", y="object score", color="expression",
                                           title="Object score per frame (> 0: object present)")
             downloads = gr.File(label="Downloads (zip of everything, videos, COCO RLE)", file_count="multiple",
                                 elem_id="downloads")
-    inspector_state = gr.State(None)
+    # The result's inspector folder: a plain value, because Gradio's example cache keeps plain
+    # values but neither gr.State nor component updates (Gradio 6.31).
+    inspector_key = gr.Textbox(visible="hidden", elem_id="inspector-key")
+    panels = [panel_original, panel_prior, panel_final, panel_attention]
+    results = [side_by_side, downloads, summary, scores_plot, stage_times, inspector_key]
 
-    model_in.change(
-        lambda source: next((f"**Model:** {m.label} — {m.note}" for m in MODELS if m.source == source), ""),
-        model_in, model_note, api_visibility="private",
-    )
+    model_in.change(_model_note, model_in, model_note, api_visibility="private")
     run.click(
         segment,
         inputs=[video_in, expressions_in, model_in, max_frames_in, fps_in, threshold_in, overlays_in],
-        outputs=[side_by_side, downloads, summary, scores_plot, stage_times, inspector_state, frame_slider,
-                 panel_original, panel_prior, panel_final, panel_attention],
+        outputs=results,
         api_name="segment",
-        concurrency_limit=1,
+        concurrency_limit=run_concurrency(),
+        concurrency_id="segment",
     )
-    frame_slider.change(show_frame, [inspector_state, frame_slider],
-                        [panel_original, panel_prior, panel_final, panel_attention], api_visibility="private")
-    examples = _examples()
-    if examples:
-        # Cached for everyone after the first click on each example (lazy), with default settings.
+    inspector_key.change(open_inspector, inspector_key, [frame_slider, *panels], api_visibility="private")
+    frame_slider.input(show_frame, [inspector_key, frame_slider], panels, api_visibility="private")
+    if EXAMPLES:
+        # Cached for everyone after the first click on each example (lazy), with default settings
+        # and the model each example was made for.
         gr.Examples(
-            examples,
-            inputs=[video_in, expressions_in],
-            outputs=[side_by_side, downloads, summary, scores_plot, stage_times, inspector_state, frame_slider,
-                     panel_original, panel_prior, panel_final, panel_attention],
-            fn=lambda video, expressions: segment(video, expressions, MODELS[0].source, 64, 0, 0.5, list(OVERLAYS)),
+            [example.row() for example in EXAMPLES],
+            inputs=[video_in, expressions_in, model_in],
+            outputs=results,
+            fn=segment_example,
             cache_examples=True,
             cache_mode="lazy",
+            example_labels=[example.title for example in EXAMPLES],
             api_visibility="private",
         )
 
-demo.queue(default_concurrency_limit=1, max_size=16)
+demo.queue(default_concurrency_limit=run_concurrency(), max_size=16)
 
 if __name__ == "__main__":
     demo.launch(max_file_size=MAX_UPLOAD)

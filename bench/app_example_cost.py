@@ -1,8 +1,9 @@
 """What one app example costs on this machine: seconds and peak memory of a full request.
 
 Builds a checkpoint of the given preset with synthetic weights (and a small tokenizer) unless
-one is given, then runs ``mpg_sam2.app.requests.run_request`` on an example of
-examples/examples.json exactly as the app's Segment button does (default settings).
+one is given, then runs an example of examples/examples.json through the app's three steps
+exactly as the Segment button does (default settings): ``prepare_request`` (decode, tokenise),
+``run_gpu_job`` (the GPU function's work) and ``finish_request`` (exports, inspector).
 
     python bench/app_example_cost.py [--example 0] [--preset mini] [--checkpoint DIR]
 """
@@ -34,8 +35,11 @@ def main() -> None:
     parser.add_argument("--checkpoint", type=Path)
     args = parser.parse_args()
 
-    from mpg_sam2.app.models import get_model
-    from mpg_sam2.app.requests import run_request
+    import torch
+
+    from mpg_sam2.app.gpu_job import run_gpu_job
+    from mpg_sam2.app.models import ModelPool
+    from mpg_sam2.app.requests import OVERLAYS, finish_request, prepare_request
 
     checkpoint = args.checkpoint
     if checkpoint is None:
@@ -54,10 +58,11 @@ def main() -> None:
     with open("/proc/self/clear_refs", "w") as f:
         f.write("5")
     start = time.perf_counter()
-    get_model(str(checkpoint), __import__("torch").device("cpu"))
+    pretrained = ModelPool(torch.device("cpu")).load(str(checkpoint))
     load_s = time.perf_counter() - start
-    result = run_request(str(video), "\n".join(example["expressions"]), str(checkpoint), 64, 0, 0.5,
-                         ["mask prior", "attention"], device="cpu")
+    request = prepare_request(str(video), "\n".join(example["expressions"]), str(checkpoint), pretrained, 64, 0, 0.5,
+                              list(OVERLAYS), enforce_gpu_budget=False)
+    result = finish_request(request, run_gpu_job(request.job, pretrained), "cpu")
     total = time.perf_counter() - start
     print(f"example {args.example} ({example['video']}, {len(example['expressions'])} expressions, "
           f"{result.num_frames} frames), {args.preset} preset on CPU: {total:.1f} s in all "

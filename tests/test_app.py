@@ -1,16 +1,17 @@
 """The Gradio app: handlers (including every bad input) and the named API endpoint via gradio_client."""
 from __future__ import annotations
 
+import math
 import time
 import zipfile
 from pathlib import Path
 
+import gradio as gr
+import numpy as np
 import pytest
 
 from app_fixtures import import_app, make_checkpoint, make_video
 from mpg_sam2.app import requests as app_requests
-from mpg_sam2.app.requests import UserInputError, gpu_seconds, run_request
-from mpg_sam2.app.results import inspect_frame
 
 
 @pytest.fixture(scope="module")
@@ -33,39 +34,57 @@ def test_app_imports_without_launching(app, checkpoint):
     assert app.MODELS[0].source == str(checkpoint)
 
 
-def test_handler_runs_and_exports(checkpoint, video):
-    progress = []
-    result = run_request(str(video), "the man in the red shirt\nthe black dog", str(checkpoint), 4, 0, 0.5,
-                         ["mask prior", "attention"], progress=lambda f, m: progress.append(f))
-    assert result.num_frames == 4 and result.folder.exists()
-    assert result.side_by_side.exists() and result.zip.exists() and result.zip in result.downloads
-    assert len(result.summary) == 2 and list(result.scores.columns) == ["frame", "time_s", "expression", "object score"]
-    assert any("4" in n for n in result.notices)  # the frame cap trimmed the 6-frame video
-    assert progress == sorted(progress) and progress[-1] == pytest.approx(1.0)
-    original, prior, final, attention = inspect_frame(result.inspector, 3)
+def test_handler_runs_and_exports(app, video):
+    outputs = app.segment(str(video), "the man in the red shirt\nthe black dog", app.MODELS[0].source, 4, 0, 0.5,
+                          ["mask prior", "attention"], progress=None)
+    side_by_side, downloads, summary, scores, stage_text, inspector = outputs
+    assert Path(side_by_side).exists() and Path(inspector).is_dir()
+    zips = [d for d in downloads if d.endswith(".zip")]
+    assert len(zips) == 1 and all(Path(d).exists() for d in downloads)
+    assert len(summary) == 2 and list(scores.columns) == ["frame", "time_s", "expression", "object score"]
+    assert "4 frames" in stage_text
+    slider, *panels = app.open_inspector(inspector)
+    assert slider["maximum"] == 3 and slider["value"] == 0 and slider["interactive"] is True
+    original, prior, final, attention = app.show_frame(inspector, 3)
     assert original.shape == prior.shape == final.shape == attention.shape == (62, 98, 3)
-    with zipfile.ZipFile(result.zip) as archive:
+    np.testing.assert_array_equal(panels[0], app.show_frame(inspector, 0)[0])
+    with zipfile.ZipFile(zips[0]) as archive:
         assert "manifest.json" in archive.namelist()
 
 
-@pytest.mark.parametrize(("video_kind", "text", "cap", "message"), [
-    ("none", "the dog", 8, "Upload a video"),
-    ("good", "  \n ", 8, "at least one referring expression"),
-    ("good", "\n".join(f"object {i}" for i in range(9)), 8, "At most 8 expressions"),
-    ("good", "the dog", 0, "frame cap"),
-    ("text", "the dog", 8, "could not open"),
-    ("good", "the dog\nThe dog", 8, "repeats expression 1"),
-])
-def test_bad_inputs_are_user_errors(checkpoint, video, tmp_path, video_kind, text, cap, message):
-    path = {"none": None, "good": str(video)}.get(video_kind)
-    if video_kind == "text":
-        path = str(tmp_path / "notes.mp4")
-        Path(path).write_text("not a video")
-    before = set(app_requests.OUTPUT_ROOT.iterdir()) if app_requests.OUTPUT_ROOT.exists() else set()
-    with pytest.raises(UserInputError, match=message):
-        run_request(path, text, str(checkpoint), cap, 0, 0.5, [])
-    after = set(app_requests.OUTPUT_ROOT.iterdir()) if app_requests.OUTPUT_ROOT.exists() else set()
-    assert after == before, "a failed request left files behind"
+def test_inspector_reads_one_frame_per_change(app, video, monkeypatch):
+    """Moving the slider maps the arrays; it never reads (or decompresses) a whole one."""
+    import numpy.lib.format as npy_format
+
+    inspector = app.segment(str(video), "the black dog", app.MODELS[0].source, 6, 0, 0.5, [], progress=None)[5]
+    frames = np.load(Path(inspector) / "frames.npy")
+
+    def whole_array_read(*args, **kwargs):
+        raise AssertionError("the inspector read a whole array")
+
+    monkeypatch.setattr(npy_format, "read_array", whole_array_read)
+    for index in (5, 0, 3):
+        original, _, final, attention = app.show_frame(inspector, index)
+        np.testing.assert_array_equal(original, frames[index])
+        assert final.shape == original.shape and attention is None  # attention was not asked for
+
+
+def test_inspector_refuses_folders_that_are_not_results(app, tmp_path):
+    assert app.show_frame(str(tmp_path), 0) == (None, None, None, None)
+    assert app.show_frame("/etc", 0) == (None, None, None, None)
+
+
+def test_failed_run_leaves_no_folder_behind(app, video, monkeypatch):
+    from mpg_sam2.app import requests
+
+    def broken_export(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(requests, "export_segmentation", broken_export)
+    before = set(requests.OUTPUT_ROOT.iterdir()) if requests.OUTPUT_ROOT.exists() else set()
+    with pytest.raises(gr.Error, match="disk full"):
+        app.segment(str(video), "the black dog", app.MODELS[0].source, 3, 0, 0.5, [], progress=None)
+    assert set(requests.OUTPUT_ROOT.iterdir()) == before
 
 
 def test_old_outputs_are_cleaned(tmp_path, monkeypatch):
@@ -81,11 +100,40 @@ def test_old_outputs_are_cleaned(tmp_path, monkeypatch):
     assert fresh.exists()
 
 
-def test_gpu_duration_grows_with_work(video):
-    one = gpu_seconds(str(video), 64, 1)
-    four = gpu_seconds(str(video), 64, 4)
-    assert 60 <= one <= four <= 300
-    assert gpu_seconds(None, 300, 8) == 300
+def test_gpu_budget_from_measured_costs():
+    from mpg_sam2.app import gpu_budget as budget
+
+    one, four = budget.estimate_gpu_seconds(64, 1), budget.estimate_gpu_seconds(64, 4)
+    assert one < four <= budget.MAX_GPU_SECONDS
+    per_frame = budget.IMAGE_ENCODER_S_PER_FRAME + budget.EXPRESSION_S_PER_FRAME
+    assert one == math.ceil((budget.WORKER_START_S + 64 * per_frame) * budget.SAFETY_FACTOR)
+    for k in (1, 3, 8):
+        frames = budget.max_frames_within_budget(k)
+        assert budget.plan_gpu_budget(frames, k).fits
+        with pytest.raises(budget.BudgetExceeded, match=f"lower the frame cap to {frames} or less"):
+            budget.plan_gpu_budget(frames + 1, k)
+    # The largest request the sliders allow is refused with what to lower.
+    with pytest.raises(budget.BudgetExceeded, match=r"300 frames x 8 expressions .* keep \d expressions?"):
+        budget.plan_gpu_budget(300, 8)
+
+
+def test_concurrency_follows_the_hardware(monkeypatch):
+    from mpg_sam2.app import zerogpu
+
+    monkeypatch.delenv("SPACES_ZERO_GPU", raising=False)
+    assert zerogpu.run_concurrency() == 1
+    monkeypatch.setenv("SPACES_ZERO_GPU", "true")
+    assert zerogpu.run_concurrency() == zerogpu.ZEROGPU_CONCURRENCY > 1
+
+
+def test_examples_run_with_their_own_model(app):
+    from mpg_sam2.app.examples import load_examples
+    from mpg_sam2.app.models import BUNDLED_MODEL
+
+    assert app.EXAMPLES, "the bundled model is offered, so the synthetic examples must be listed"
+    assert all(e.model_source == str(BUNDLED_MODEL) and "synthetic" in e.video.name for e in app.EXAMPLES)
+    photo_only = [c for c in app.MODELS if c.source != str(BUNDLED_MODEL)]
+    assert load_examples(photo_only) == []
 
 
 def test_gradio_client_end_to_end(app, video):

@@ -1,7 +1,9 @@
 """The app in a real browser: Playwright driving Debian's headless Chromium.
 
 Uploads a video, types an expression, runs it, checks that the result video plays
-(duration > 0) and that the zip downloads, and saves a screenshot to tests/output/.
+(duration > 0) and that the zip downloads; then clicks every example and checks that each shows
+its own result (with the model it was made for) and no output shows an error; saves a
+screenshot to tests/output/.
 """
 from __future__ import annotations
 
@@ -31,7 +33,36 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-def test_app_in_a_real_browser(tmp_path):
+def _video_src(page) -> str:
+    return page.evaluate("() => { const v = document.querySelector('#side-by-side video'); return v ? v.src : ''; }")
+
+
+def _click_example(page, example) -> None:
+    before = _video_src(page)
+    # Gradio shortens long labels with "...", so the label is found by its start.
+    page.get_by_text(example.title[:40]).first.click()
+    page.wait_for_function(
+        """(before) => { const v = document.querySelector('#side-by-side video');
+                         return v && v.src && v.src !== before && v.readyState >= 1 && v.duration > 0; }""",
+        arg=before, timeout=300_000,
+    )
+    assert page.locator("#expressions textarea").input_value() == example.expressions
+    stage = page.locator("#stage-times").inner_text()
+    assert f"Model {Path(example.model_source).name}" in stage, stage
+    playing = page.evaluate(
+        """async () => { const v = document.querySelector('#side-by-side video');
+                         v.muted = true; await v.play(); await new Promise(r => setTimeout(r, 300));
+                         return v.currentTime > 0; }"""
+    )
+    assert playing, f"the video of example {example.title!r} does not play"
+    # The frame inspector follows the example's result.
+    page.wait_for_function("() => document.querySelector('#panel-final img') !== null", timeout=60_000)
+    errors = page.locator(".error, [data-testid='error']").all_inner_texts()
+    assert not [e for e in errors if e.strip()], f"example {example.title!r} shows an error: {errors}"
+
+
+def test_app_in_a_real_browser(tmp_path, monkeypatch):
+    monkeypatch.setenv("GRADIO_EXAMPLES_CACHE", str(tmp_path / "examples_cache"))
     from playwright.sync_api import sync_playwright
 
     app = import_app(make_checkpoint(tmp_path))
@@ -70,6 +101,9 @@ def test_app_in_a_real_browser(tmp_path):
             download_info.value.save_as(saved)
             with zipfile.ZipFile(saved) as archive:
                 assert "manifest.json" in archive.namelist()
+
+            for example in app.EXAMPLES:
+                _click_example(page, example)
 
             SCREENSHOT.parent.mkdir(exist_ok=True)
             page.screenshot(path=str(SCREENSHOT), full_page=True)

@@ -164,7 +164,7 @@ def test_app_offers_the_bundled_model_offline(monkeypatch):
 
     monkeypatch.delenv(models.LOCAL_MODEL_ENV, raising=False)
     monkeypatch.setattr(models, "_hub_cached", lambda: False)
-    assert [c.source for c in models.available_models(check_hub=False)] == [str(BUNDLED_MODEL)]
+    assert [c.source for c in models.available_models(offer_downloads=False)] == [str(BUNDLED_MODEL)]
 
 
 @pytest.mark.parametrize("overall, says", [(0.36, "does not read the sentence yet"),

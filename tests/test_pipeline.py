@@ -128,6 +128,19 @@ def test_overlapping_runs_on_one_model_record_only_their_own_attention(model, to
             np.testing.assert_array_equal(expected.text_attention, got.text_attention)
 
 
+def test_the_caller_never_runs_in_inference_mode(model, tokenizer, frames):
+    """Between two progress events, and after runs interleaved in one thread, the caller's
+    autograd state is its own (a mode entered across a yield leaked into later training code)."""
+    generators = [iter_segment_video(frames, [text], model, tokenizer) for text in EXPRESSIONS[:2]]
+    done = [False, False]
+    while not all(done):
+        for i, generator in enumerate(generators):
+            if not done[i]:
+                done[i] = next(generator).result is not None
+                assert torch.is_grad_enabled() and not torch.is_inference_mode_enabled()
+    assert torch.is_grad_enabled() and not torch.is_inference_mode_enabled()
+
+
 def test_memory_offloading_gives_identical_results(model, tokenizer, frames):
     on_device = segment_video(frames, EXPRESSIONS[:1], model, tokenizer)
     offloaded = segment_video(frames, EXPRESSIONS[:1], model, tokenizer, options=SegmentationOptions(offload_memory_to_cpu=True))

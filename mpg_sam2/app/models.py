@@ -1,21 +1,29 @@
-"""Which model the app runs, and loading it once per process.
+"""Which models the app offers, and the pool that holds them for the process's lifetime.
 
 Choices, best first: a local checkpoint named by ``MPG_SAM2_MODEL``; the released checkpoints
-when the Hub is reachable or they are in the local Hub cache; the bundled offline model when it
-exists. The app shows a note saying which model ran and why.
+in the local Hub cache (on a Space they are put there at build time by ``preload_from_hub``);
+the bundled offline model; then, when downloads are allowed, the released checkpoints that
+are not downloaded yet. Building the list never touches the network.
+
+The app loads every offered model that is on this machine at import, on the GPU when there is
+one (on ZeroGPU that is the documented pattern: ``spaces`` packs the weights moved to ``cuda``
+at module level and moves them into each GPU worker). The GPU function only looks models up in
+the pool; it never loads one.
 """
 from __future__ import annotations
 
 import json
 import os
 import threading
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterable
 
 import torch
 
 from mpg_sam2.evaluation.synthetic_report import GROUNDING_MARGIN
-from mpg_sam2.pipeline.registry import HUB_REPO, REGISTRY, load_model
+from mpg_sam2.pipeline.registry import HUB_REPO, REGISTRY, hub_offline, load_model
 from mpg_sam2.pretrained import Pretrained
 
 # Where the offline model bundled with the project lives (trained on the synthetic benchmark).
@@ -28,6 +36,7 @@ class ModelChoice:
     label: str  # shown in the dropdown
     source: str  # registry name or local folder
     note: str  # why it is available / the default
+    on_disk: bool  # False: loading it downloads it first
 
 
 def bundled_model_note(folder: Path = BUNDLED_MODEL) -> str:
@@ -48,57 +57,86 @@ def bundled_model_note(folder: Path = BUNDLED_MODEL) -> str:
             f"for a random object of the clip; see checkpoints/offline/README.md")
 
 
-def _hub_reachable(timeout_s: float = 3.0) -> bool:
-    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on"):
-        return False
-    try:
-        from huggingface_hub import HfApi
-
-        HfApi().model_info(HUB_REPO, timeout=timeout_s)
-        return True
-    except Exception:
-        return False
-
-
 def _hub_cached() -> bool:
     try:
         from huggingface_hub import scan_cache_dir
 
         return any(repo.repo_id == HUB_REPO for repo in scan_cache_dir().repos)
-    except Exception:
+    except Exception:  # no cache folder yet, or an unreadable one: nothing cached
         return False
 
 
-def available_models(check_hub: bool = True) -> list[ModelChoice]:
-    """The models this process can run, best first."""
+def available_models(offer_downloads: bool | None = None) -> list[ModelChoice]:
+    """The models this process can run, best first.
+
+    ``offer_downloads``: also list released checkpoints that are not in the Hub cache (their
+    first run downloads them). Default: unless the Hub is switched off (``HF_HUB_OFFLINE``) or
+    this is a ZeroGPU Space (a model loaded after start-up cannot move into its GPU workers).
+    """
+    from mpg_sam2.app.zerogpu import on_zerogpu
+
+    if offer_downloads is None:
+        offer_downloads = not hub_offline() and not on_zerogpu()
     choices = []
     local = os.environ.get(LOCAL_MODEL_ENV)
     if local:
-        choices.append(ModelChoice(f"local: {Path(local).name}", local, f"local checkpoint from ${LOCAL_MODEL_ENV}"))
-    reachable = check_hub and _hub_reachable()
+        choices.append(ModelChoice(f"local: {Path(local).name}", local, f"local checkpoint from ${LOCAL_MODEL_ENV}", True))
     cached = _hub_cached()
-    if reachable or cached:
-        why = "the Hugging Face Hub is reachable" if reachable else "found in the local Hub cache"
+    if cached:
         for name, entry in REGISTRY.items():
-            choices.append(ModelChoice(name, name, f"released checkpoint '{name}' ({entry.description}); {why}"))
+            choices.append(ModelChoice(name, name, f"released checkpoint '{name}' ({entry.description})", True))
     if (BUNDLED_MODEL / "config.json").exists():
-        choices.append(ModelChoice("offline (bundled)", str(BUNDLED_MODEL), bundled_model_note()))
-    if not choices:
-        # Nothing local: offer the released checkpoints; the first run tries to download them.
+        choices.append(ModelChoice("offline (bundled)", str(BUNDLED_MODEL), bundled_model_note(), True))
+    if offer_downloads and not cached:
         for name, entry in REGISTRY.items():
-            choices.append(ModelChoice(name, name, f"released checkpoint '{name}'; not cached and the Hub did not answer, "
-                                                    "so running it will try to download it"))
+            choices.append(ModelChoice(
+                f"{name} (downloads on first use)", name,
+                f"released checkpoint '{name}' ({entry.description}); not downloaded yet: the first run "
+                f"downloads it from {HUB_REPO} (several GB)", False,
+            ))
     return choices
 
 
-_LOADED: dict[tuple[str, str], Pretrained] = {}
-_LOCK = threading.Lock()
+class ModelPool:
+    """Models loaded once per process on one device, shared by every request.
 
+    ``load`` runs in the main process only (at import for the models on disk, before the GPU
+    call for one that must be downloaded); ``get`` is what the GPU function uses.
+    """
 
-def get_model(source: str, device: torch.device) -> Pretrained:
-    """Load a model once per (source, device) and keep it for the process's lifetime."""
-    key = (source, str(device))
-    with _LOCK:
-        if key not in _LOADED:
-            _LOADED[key] = load_model(source, device=device)
-        return _LOADED[key]
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+        self._loaded: dict[str, Pretrained] = {}
+        self._lock = threading.Lock()
+
+    def load(self, source: str) -> Pretrained:
+        with self._lock:
+            if source not in self._loaded:
+                self._loaded[source] = load_model(source, device=self.device)
+            return self._loaded[source]
+
+    def get(self, source: str) -> Pretrained:
+        try:
+            return self._loaded[source]
+        except KeyError:
+            raise RuntimeError(
+                f"model {source!r} is not loaded in this process (loaded: {sorted(self._loaded)}); "
+                "load it in the main process before the GPU call"
+            ) from None
+
+    def is_loaded(self, source: str) -> bool:
+        return source in self._loaded
+
+    def preload(self, choices: Iterable[ModelChoice]) -> list[ModelChoice]:
+        """Load every choice that is on disk; returns the choices still offered (a model that
+        fails to load is dropped with a warning instead of stopping the app)."""
+        offered = []
+        for choice in choices:
+            if choice.on_disk:
+                try:
+                    self.load(choice.source)
+                except Exception as error:  # a broken or partial checkpoint: offer the others
+                    warnings.warn(f"model {choice.label!r} is not offered: {type(error).__name__}: {error}", stacklevel=2)
+                    continue
+            offered.append(choice)
+        return offered

@@ -1,10 +1,15 @@
-"""One app request: validate, segment, export into a private folder, summarise.
+"""One app request in the main process: check and decode before the GPU call, export after it.
 
-Raises :class:`UserInputError` (shown as ``gr.Error``) for anything the user can fix, and
-collects notices (shown as ``gr.Warning``) when input was trimmed or cut.
+    prepare_request (validate, decode, tokenise, GPU budget)  -> GpuJob
+    run_gpu_job (mpg_sam2.app.gpu_job; on ZeroGPU in a GPU worker) -> VideoSegmentation
+    finish_request (exports, inspector, summary into a private folder) -> RequestResult
+
+Raises :class:`UserInputError` (shown as ``gr.Error``) for anything the user can fix, before
+any GPU is reserved, and collects notices (shown as ``gr.Warning``) when input was trimmed.
 """
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import tempfile
 import time
@@ -12,28 +17,40 @@ import uuid
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
-import torch
-
-from mpg_sam2.app.models import get_model
+from mpg_sam2.app.gpu_budget import BudgetExceeded, estimate_gpu_seconds, plan_gpu_budget
+from mpg_sam2.app.gpu_job import GpuJob
 from mpg_sam2.app.results import save_inspector, score_table, summary_rows
-from mpg_sam2.pipeline.devices import select_device
-from mpg_sam2.pipeline.expressions import ExpressionError
-from mpg_sam2.pipeline.segmentation import Progress, SegmentationOptions
-from mpg_sam2.pipeline.video_file import VideoFileResult, iter_segment_video_file, safe_name
-from mpg_sam2.video import FrameSampling, VideoError, probe_video
+from mpg_sam2.exports import ExportResult
+from mpg_sam2.exports.atomic import atomic_dir
+from mpg_sam2.pipeline.expressions import ExpressionError, prepare_expressions
+from mpg_sam2.pipeline.segmentation import SegmentationOptions, VideoSegmentation
+from mpg_sam2.pipeline.video_file import decode_for_segmentation, export_segmentation, safe_name
+from mpg_sam2.pretrained import Pretrained
+from mpg_sam2.video import DecodedVideo, FrameSampling, VideoError
 
 OUTPUT_ROOT = Path(tempfile.gettempdir()) / "mpg_sam2_app"
 KEEP_OUTPUTS_S = 3600  # request folders older than this are removed
 MAX_UPLOAD = "200mb"
 MAX_FRAMES = 300  # upper end of the frame-cap slider
 MAX_EXPRESSIONS = 8
+MAX_SIDE = 1280  # larger frames are downscaled (masks at the smaller size, with a notice)
 OVERLAYS = ("mask prior", "attention")
 
 
 class UserInputError(ValueError):
     """Something the user can fix; the message is shown as is."""
+
+
+@dataclass
+class PreparedRequest:
+    """A request checked and decoded in the main process, ready for the GPU."""
+
+    job: GpuJob
+    video: DecodedVideo
+    video_name: str
+    notices: list[str]
+    decode_seconds: float
 
 
 @dataclass
@@ -61,18 +78,63 @@ def parse_expressions(text: str | None) -> list[str]:
     return expressions
 
 
-def gpu_seconds(video_path: str | None, max_frames: int, num_expressions: int, device_is_gpu: bool = True) -> int:
-    """Time to reserve on a ZeroGPU Space: frames x expressions, from the video's header."""
-    frames = max_frames
+def prepare_request(
+    video_path: str | None,
+    expressions_text: str,
+    model_source: str,
+    pretrained: Pretrained,
+    max_frames: int,
+    fps: float | None,
+    threshold: float,
+    overlays: list[str] | None,
+    enforce_gpu_budget: bool,
+) -> PreparedRequest:
+    """Validate every input, tokenise the expressions and decode the video (no GPU, no model run).
+
+    ``enforce_gpu_budget``: refuse a request whose GPU reservation would exceed the cap
+    (on ZeroGPU, where it counts against the visitor's quota).
+    """
+    if not video_path:
+        raise UserInputError("Upload a video (mp4, webm, mov, avi, mkv or gif) or record one with the webcam.")
+    texts = parse_expressions(expressions_text)
+    if not 1 <= int(max_frames) <= MAX_FRAMES:
+        raise UserInputError(f"The frame cap must be between 1 and {MAX_FRAMES}.")
+    if fps is not None and fps < 0:
+        raise UserInputError("The sampling rate must be positive (0 keeps the source rate).")
+    if pretrained.tokenizer is None:
+        raise UserInputError(f"The model {model_source} has no tokenizer files, so it cannot read text.")
     try:
-        info = probe_video(video_path) if video_path else None
-        if info is not None and info.num_frames:
-            frames = min(frames, info.num_frames)
-    except Exception:
-        pass  # a bad file is reported by the run itself
-    # Hiera-L + BEiT-3 large: roughly 0.1 s per frame per expression on an H100/H200 (fp32),
-    # plus model loading and exports.
-    return int(min(300, max(60, 40 + frames * (0.06 + 0.12 * num_expressions))))
+        options = SegmentationOptions(threshold=float(threshold), record_attention="attention" in (overlays or []))
+    except ValueError as error:
+        raise UserInputError(f"Mask threshold: {error}") from None
+    notices: list[str] = []
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            prepared = prepare_expressions(texts, pretrained.tokenizer,
+                                           max_tokens=pretrained.model.config.beit3.max_text_tokens)
+        notices += [str(w.message) for w in caught if issubclass(w.category, UserWarning)]
+        start = time.perf_counter()
+        video, decode_notes = decode_for_segmentation(
+            video_path, FrameSampling(target_fps=fps or None, max_frames=int(max_frames), max_side=MAX_SIDE)
+        )
+        decode_seconds = time.perf_counter() - start
+    except (VideoError, ExpressionError) as error:
+        raise UserInputError(str(error)) from error
+    notices += decode_notes
+    num_frames = len(video.frames)
+    if enforce_gpu_budget:
+        try:
+            seconds = plan_gpu_budget(num_frames, len(prepared)).seconds
+        except BudgetExceeded as error:
+            raise UserInputError(str(error)) from None
+    else:
+        seconds = estimate_gpu_seconds(num_frames, len(prepared))
+    job = GpuJob(
+        model_source=model_source, frames=video.frames, fps=video.fps, timestamps_s=video.timestamps_s,
+        expressions=tuple(prepared), options=options, gpu_seconds=seconds,
+    )
+    return PreparedRequest(job, video, safe_name(Path(video_path).stem), notices, decode_seconds)
 
 
 def clean_old_outputs(now: float | None = None) -> None:
@@ -87,80 +149,47 @@ def clean_old_outputs(now: float | None = None) -> None:
             pass
 
 
-def run_request(
-    video_path: str | None,
-    expressions_text: str,
-    model_source: str,
-    max_frames: int,
-    fps: float | None,
-    threshold: float,
-    overlays: list[str] | None,
-    progress: Callable[[float, str], None] = lambda fraction, message: None,
-    device: str = "auto",
+def finish_request(
+    request: PreparedRequest, segmentation: VideoSegmentation, device: str, folder: Path | None = None
 ) -> RequestResult:
-    if not video_path:
-        raise UserInputError("Upload a video (mp4, webm, mov, avi, mkv or gif) or record one with the webcam.")
-    expressions = parse_expressions(expressions_text)
-    if not 1 <= int(max_frames) <= MAX_FRAMES:
-        raise UserInputError(f"The frame cap must be between 1 and {MAX_FRAMES}.")
-    if fps is not None and fps < 0:
-        raise UserInputError("The sampling rate must be positive (0 keeps the source rate).")
-    overlays = list(overlays or [])
-    clean_old_outputs()
-    folder = OUTPUT_ROOT / uuid.uuid4().hex  # private to this request
-    folder.mkdir(parents=True)
-    try:
-        return _run(folder, video_path, expressions, model_source, int(max_frames), fps or None,
-                    float(threshold), overlays, progress, select_device(device))
-    except BaseException:
-        shutil.rmtree(folder, ignore_errors=True)  # nothing half-written is left behind
-        raise
+    """Exports, inspector files and the summary of a segmented request.
 
-
-def _run(folder, video_path, expressions, model_source, max_frames, fps, threshold, overlays, progress, device) -> RequestResult:
-    progress(0.0, "loading the model")
-    pretrained = get_model(model_source, device)
-    if pretrained.tokenizer is None:
-        raise UserInputError(f"The model {model_source} has no tokenizer files, so it cannot read text.")
-    options = SegmentationOptions(threshold=threshold, record_attention="attention" in overlays)
-    sampling = FrameSampling(target_fps=fps, max_frames=max_frames, max_side=1280)
-    notices: list[str] = []
-    result = None
-    name = safe_name(Path(video_path).stem)
-    try:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            for event in iter_segment_video_file(
-                video_path, expressions, pretrained.model, pretrained.tokenizer, out_dir=folder,
-                sampling=sampling, options=options, video_name=name,
-            ):
-                if isinstance(event, VideoFileResult):
-                    result = event
-                elif isinstance(event, Progress):
-                    progress(_overall(event), event.message)
-        notices += [str(w.message) for w in caught if issubclass(w.category, UserWarning)]
-    except (VideoError, ExpressionError) as error:
-        raise UserInputError(str(error)) from error
-    except torch.cuda.OutOfMemoryError as error:
-        raise UserInputError("The GPU ran out of memory; lower the frame cap or the number of expressions.") from error
-    assert result is not None
-    notices += [n for n in result.notes if n not in notices]
-    seg = result.segmentation
-    inspector = save_inspector(folder, result.video.frames, seg)
-    exports = result.exports
-    downloads = [p for p in (exports.archive, exports.overlay_video, exports.mask_video, exports.side_by_side_video, exports.coco_json) if p]
-    total = sum(seg.stage_seconds.values())
-    stage_text = " · ".join(f"{k.replace('_', ' ')} {v:.1f} s" for k, v in seg.stage_seconds.items())
-    stage_text = f"Model {Path(model_source).name or model_source} on {device}. {seg.num_frames} frames, {total:.1f} s in all ({total / max(1, seg.num_frames):.2f} s per frame): {stage_text}"
+    ``folder``: where the result goes (replaced whole if it exists); by default a new private
+    folder under :data:`OUTPUT_ROOT`, removed after :data:`KEEP_OUTPUTS_S`. Written atomically:
+    a failure leaves nothing behind.
+    """
+    if folder is None:
+        clean_old_outputs()
+        folder = OUTPUT_ROOT / uuid.uuid4().hex
+    start = time.perf_counter()
+    with atomic_dir(folder) as partial:
+        exports = export_segmentation(partial, request.video_name, request.video, segmentation)
+        save_inspector(partial, request.video.frames, segmentation)
+    segmentation.stage_seconds["export"] = time.perf_counter() - start
+    segmentation.stage_seconds["decode"] = request.decode_seconds
+    exports = _moved(exports, partial, folder)
+    downloads = [p for p in (exports.archive, exports.overlay_video, exports.mask_video, exports.side_by_side_video,
+                             exports.coco_json) if p]
     return RequestResult(
         folder=folder, side_by_side=exports.side_by_side_video, overlay=exports.overlay_video, zip=exports.archive,
-        downloads=downloads, inspector=inspector, num_frames=seg.num_frames, summary=summary_rows(seg),
-        scores=score_table(seg), stage_text=stage_text, notices=notices,
+        downloads=downloads, inspector=folder / "inspector", num_frames=segmentation.num_frames,
+        summary=summary_rows(segmentation), scores=score_table(segmentation),
+        stage_text=_stage_text(request, segmentation, device), notices=list(request.notices),
     )
 
 
-def _overall(event: Progress) -> float:
-    """Map stage progress onto one bar: decode 5%, encode 15%, track 70%, export 10%."""
-    spans = {"decode": (0.0, 0.05), "encode": (0.05, 0.2), "track": (0.2, 0.9), "export": (0.9, 1.0)}
-    lo, hi = spans.get(event.stage, (0.0, 1.0))
-    return lo + (hi - lo) * (event.done / max(1, event.total))
+def _stage_text(request: PreparedRequest, segmentation: VideoSegmentation, device: str) -> str:
+    seconds = segmentation.stage_seconds
+    total = sum(seconds.values())
+    stages = " · ".join(f"{k.replace('_', ' ')} {v:.1f} s" for k, v in seconds.items())
+    name = Path(request.job.model_source).name or request.job.model_source
+    return (f"Model {name} on {device}. {segmentation.num_frames} frames, {total:.1f} s in all "
+            f"({total / max(1, segmentation.num_frames):.2f} s per frame): {stages}")
+
+
+def _moved(exports: ExportResult, old: Path, new: Path) -> ExportResult:
+    """``exports`` with its paths under ``old`` (the partial folder) moved to ``new``."""
+    return dataclasses.replace(exports, **{
+        f.name: new / path.relative_to(old)
+        for f in dataclasses.fields(exports) if (path := getattr(exports, f.name)) is not None
+    })

@@ -1,6 +1,18 @@
-"""What one app request keeps for the frame inspector and the summary."""
+"""What one app request keeps for the frame inspector and the summary.
+
+The inspector folder holds one uncompressed ``.npy`` file per array, opened memory-mapped, so
+moving the frame slider reads one frame of each (about 2.8 MB at 720p) instead of
+decompressing the whole video on every change::
+
+    frames.npy      uint8   [T, H, W, 3]
+    masks.npy       uint8   [K, T, H, ceil(W / 8)]   bits of the bool masks (np.packbits)
+    priors.npy      float16 [K, T, g, g]             mask priors in [0, 1]
+    attention.npy   float16 [K, T, h, w]             text attention in [0, 1] (when recorded)
+    inspector.json  texts, frame size
+"""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -9,22 +21,32 @@ from mpg_sam2.exports.colors import color_hex, expression_color
 from mpg_sam2.exports.render import heatmap_rgb, overlay
 from mpg_sam2.pipeline.segmentation import VideoSegmentation
 
-INSPECTOR_FILE = "inspector.npz"
+INSPECTOR_DIR = "inspector"
+_INDEX = "inspector.json"
+
+
+class InspectorMissing(FileNotFoundError):
+    """The folder of a result is gone (cleaned up after an hour, or never written)."""
 
 
 def save_inspector(folder: Path, frames: np.ndarray, segmentation: VideoSegmentation) -> Path:
-    """Frames and per-expression arrays, so the inspector can redraw any frame later."""
-    arrays = {"frames": frames, "timestamps": segmentation.timestamps_s}
-    for k, r in enumerate(segmentation.expressions):
-        arrays[f"masks_{k}"] = r.masks
-        arrays[f"priors_{k}"] = r.mask_priors
-        arrays[f"scores_{k}"] = r.object_scores
-        if r.text_attention is not None:
-            arrays[f"attention_{k}"] = r.text_attention
-    arrays["texts"] = np.array([r.text for r in segmentation.expressions])
-    path = folder / INSPECTOR_FILE
-    np.savez_compressed(path, **arrays)
-    return path
+    """Write the inspector folder under ``folder``; returns its path."""
+    target = folder / INSPECTOR_DIR
+    target.mkdir(parents=True, exist_ok=True)
+    results = segmentation.expressions
+    np.save(target / "frames.npy", np.ascontiguousarray(frames))
+    np.save(target / "masks.npy", np.stack([np.packbits(r.masks, axis=-1) for r in results]))
+    np.save(target / "priors.npy", np.stack([r.mask_priors for r in results]).astype(np.float16))
+    if all(r.text_attention is not None for r in results):
+        np.save(target / "attention.npy", np.stack([r.text_attention for r in results]).astype(np.float16))
+    index = {"texts": [r.text for r in results], "frame_size": list(frames.shape[1:3]), "num_frames": len(frames)}
+    (target / _INDEX).write_text(json.dumps(index), encoding="utf-8")
+    return target
+
+
+def inspector_frames(path: str | Path) -> int:
+    """Number of frames of an inspector folder."""
+    return int(_index(Path(path))["num_frames"])
 
 
 def inspect_frame(path: str | Path, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
@@ -32,17 +54,30 @@ def inspect_frame(path: str | Path, index: int) -> tuple[np.ndarray, np.ndarray,
 
     The prior and attention panels show the first expression (colour legend in the summary).
     """
-    data = np.load(path)
-    frames = data["frames"]
-    index = int(np.clip(index, 0, len(frames) - 1))
-    frame = frames[index]
-    h, w = frame.shape[:2]
-    texts = list(data["texts"])
-    masks = [data[f"masks_{k}"][index] for k in range(len(texts))]
-    final = overlay(frame, masks, [expression_color(k) for k in range(len(texts))])
-    prior = heatmap_rgb(data["priors_0"][index], w, h)
-    attention = heatmap_rgb(data["attention_0"][index], w, h) if "attention_0" in data else None
+    path = Path(path)
+    info = _index(path)
+    height, width = info["frame_size"]
+    index = int(np.clip(index, 0, info["num_frames"] - 1))
+    frame = np.array(_mapped(path, "frames")[index])
+    bits = _mapped(path, "masks")[:, index]  # [K, H, ceil(W / 8)]
+    masks = np.unpackbits(bits, axis=-1, count=width).astype(bool)
+    final = overlay(frame, list(masks), [expression_color(k) for k in range(len(masks))])
+    prior = heatmap_rgb(np.asarray(_mapped(path, "priors")[0, index], dtype=np.float32), width, height)
+    attention = None
+    if (path / "attention.npy").exists():
+        attention = heatmap_rgb(np.asarray(_mapped(path, "attention")[0, index], dtype=np.float32), width, height)
     return frame, prior, final, attention
+
+
+def _index(path: Path) -> dict:
+    try:
+        return json.loads((path / _INDEX).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InspectorMissing(f"the result in {path} is no longer there; run the segmentation again") from None
+
+
+def _mapped(path: Path, name: str) -> np.ndarray:
+    return np.load(path / f"{name}.npy", mmap_mode="r")
 
 
 def summary_rows(segmentation: VideoSegmentation) -> list[list[object]]:

@@ -55,7 +55,8 @@ class HubCheckpoint:
     tokenizer_folder: str | None  # folder in the repo holding the tokenizer files
 
 
-def _offline() -> bool:
+def hub_offline() -> bool:
+    """``HF_HUB_OFFLINE`` or ``TRANSFORMERS_OFFLINE`` is set: use the local Hub cache only."""
     return any(os.environ.get(v, "").strip().lower() in ("1", "true", "yes", "on") for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
 
 
@@ -64,12 +65,12 @@ def list_repo_files(repo_id: str, revision: str | None = None, cache_dir: str | 
     import huggingface_hub
 
     try:
-        if _offline():
+        if hub_offline():
             root = Path(huggingface_hub.snapshot_download(repo_id, revision=revision, cache_dir=cache_dir, local_files_only=True))
             return sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
         return sorted(huggingface_hub.list_repo_files(repo_id, revision=revision))
     except Exception as error:  # network, auth, missing repo/revision, empty cache
-        where = "the local Hub cache (HF_HUB_OFFLINE is set)" if _offline() else "the Hugging Face Hub"
+        where = "the local Hub cache (HF_HUB_OFFLINE is set)" if hub_offline() else "the Hugging Face Hub"
         raise RuntimeError(
             f"could not list {repo_id}@{revision or 'main'} on {where}: {type(error).__name__}: {error}. "
             "Check the network, the repo id and revision, or download the checkpoint and pass its folder."
@@ -125,7 +126,7 @@ def load_model(
         import huggingface_hub
 
         local = huggingface_hub.hf_hub_download(
-            entry.repo_id, found.path, revision=revision, cache_dir=cache_dir, local_files_only=_offline()
+            entry.repo_id, found.path, revision=revision, cache_dir=cache_dir, local_files_only=hub_offline()
         )
         pretrained = load_pretrained(local, preset=entry.preset, device=device)
     else:

@@ -67,6 +67,18 @@ class ExpressionSegmentation:
         """Indices of frames where the object is predicted present."""
         return np.flatnonzero(self.object_scores > 0)
 
+    # Pickled with the masks packed to bits (8x smaller): a ZeroGPU call returns its results
+    # through a pickle queue, and 300 frames of 720p are 276 MB of bool per expression.
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state["masks"] = (self.masks.shape, np.packbits(self.masks, axis=-1))
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        shape, bits = state["masks"]
+        state["masks"] = np.unpackbits(bits, axis=-1, count=shape[-1]).astype(bool).reshape(shape)
+        self.__dict__.update(state)
+
 
 @dataclass
 class VideoSegmentation:
@@ -135,14 +147,17 @@ def iter_segment_video(
         # Active around each model call only: this generator may be resumed in another thread.
         return recorder if recorder is not None else contextlib.nullcontext()
 
+    # inference_mode is entered around the work between two yields, never across a yield: the
+    # consumer's code (and, in the app, another thread resuming this generator) must not run in it.
     with torch.inference_mode():
         start = time.perf_counter()
         beit_pixels = normalize(np.stack([resize_frame(f, cfg.beit3.image_size) for f in frames])).to(device)
         seconds["preprocess"] += time.perf_counter() - start
 
-        trackers, results = [], []
-        for k, expression in enumerate(prepared):
-            start = time.perf_counter()
+    trackers, results = [], []
+    for k, expression in enumerate(prepared):
+        start = time.perf_counter()
+        with torch.inference_mode():
             with model.autocast(dtype), recording():
                 prompts, prior = model.encode_expression(
                     beit_pixels,
@@ -161,12 +176,13 @@ def iter_segment_video(
                     truncated=expression.truncated,
                 )
             )
-            seconds["beit3_and_mask_prior"] += time.perf_counter() - start
-            yield Progress("encode", k + 1, len(prepared), f"encoded expression {k + 1}/{len(prepared)}")
-        del beit_pixels
+        seconds["beit3_and_mask_prior"] += time.perf_counter() - start
+        yield Progress("encode", k + 1, len(prepared), f"encoded expression {k + 1}/{len(prepared)}")
+    del beit_pixels
 
-        text_maps: list[list[np.ndarray]] = [[] for _ in prepared]
-        for t in range(num_frames):
+    text_maps: list[list[np.ndarray]] = [[] for _ in prepared]
+    for t in range(num_frames):
+        with torch.inference_mode():
             start = time.perf_counter()
             image = encoder_input(frames[t], cfg.sam2.image_size).to(device)
             with model.autocast(dtype):
@@ -186,7 +202,7 @@ def iter_segment_video(
                 if recorder is not None:
                     text_maps[k].append(recorder.pop_text_attention()[0].float().numpy())
                 seconds["postprocess"] += time.perf_counter() - start
-            yield Progress("track", t + 1, num_frames, f"segmented frame {t + 1}/{num_frames}")
+        yield Progress("track", t + 1, num_frames, f"segmented frame {t + 1}/{num_frames}")
 
     if recorder is not None:
         for k, maps in enumerate(text_maps):

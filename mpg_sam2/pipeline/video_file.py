@@ -27,6 +27,46 @@ class VideoFileResult:
     notes: list[str]  # what was changed about the input (trimmed, downscaled, truncated text)
 
 
+def decode_for_segmentation(video_path: str | Path, sampling: FrameSampling = DEFAULT_SAMPLING) -> tuple[DecodedVideo, list[str]]:
+    """Decode ``video_path`` with ``sampling``; also returns notes on what was changed about it
+    (trimmed, downscaled, a single frame). Raises :class:`mpg_sam2.video.VideoError`."""
+    video = load_video(video_path, sampling)
+    notes = [video.message] if video.message else []
+    if video.frames.shape[1:3] != (video.info.height, video.info.width):
+        notes.append(
+            f"frames were downscaled from {video.info.width}x{video.info.height} to "
+            f"{video.frames.shape[2]}x{video.frames.shape[1]}; masks are at the smaller size"
+        )
+    if len(video.frames) == 1:
+        notes.append("the video has a single frame: segmented as a still image")
+    return video, notes
+
+
+def export_segmentation(
+    out_dir: str | Path,
+    video_name: str,
+    video: DecodedVideo,
+    segmentation: VideoSegmentation,
+    exports: Collection[str] = EXPORTS,
+) -> ExportResult:
+    """Every export of ``segmentation`` (masks on ``video``'s frames, with its audio) into ``out_dir``."""
+    results = segmentation.expressions
+    with_attention = all(r.text_attention is not None for r in results)
+    return export_all(
+        out_dir,
+        video_name,
+        video.frames,
+        video.fps,
+        masks={r.text: r.masks for r in results},
+        priors={r.text: r.mask_priors for r in results},
+        attention={r.text: r.text_attention for r in results} if with_attention else None,
+        timestamps=video.timestamps_s,
+        audio_source=video.info.path if video.info.has_audio else None,
+        frame_indices=video.source_indices,
+        which=exports,
+    )
+
+
 def iter_segment_video_file(
     video_path: str | Path,
     expressions: Sequence[str],
@@ -46,17 +86,9 @@ def iter_segment_video_file(
     notes = [f"expression {i + 1} was cut to the model's text limit" for i, p in enumerate(prepared) if p.truncated]
     start = time.perf_counter()
     yield Progress("decode", 0, 1, f"decoding {Path(video_path).name}")
-    video = load_video(video_path, sampling)
+    video, decode_notes = decode_for_segmentation(video_path, sampling)
+    notes += decode_notes
     decode_s = time.perf_counter() - start
-    if video.message:
-        notes.append(video.message)
-    if video.frames.shape[1:3] != (video.info.height, video.info.width):
-        notes.append(
-            f"frames were downscaled from {video.info.width}x{video.info.height} to "
-            f"{video.frames.shape[2]}x{video.frames.shape[1]}; masks are at the smaller size"
-        )
-    if len(video.frames) == 1:
-        notes.append("the video has a single frame: segmented as a still image")
     yield Progress("decode", 1, 1, f"decoded {len(video.frames)} frames")
 
     segmentation = None
@@ -74,24 +106,7 @@ def iter_segment_video_file(
     if out_dir is not None and exports:
         start = time.perf_counter()
         yield Progress("export", 0, 1, "writing exports")
-        name = video_name or safe_name(Path(video_path).stem)
-        results = segmentation.expressions
-        attention = None
-        if options.record_attention:
-            attention = {r.text: r.text_attention for r in results}
-        written = export_all(
-            out_dir,
-            name,
-            video.frames,
-            video.fps,
-            masks={r.text: r.masks for r in results},
-            priors={r.text: r.mask_priors for r in results},
-            attention=attention,
-            timestamps=video.timestamps_s,
-            audio_source=video_path if video.info.has_audio else None,
-            frame_indices=video.source_indices,
-            which=exports,
-        )
+        written = export_segmentation(out_dir, video_name or safe_name(Path(video_path).stem), video, segmentation, exports)
         segmentation.stage_seconds["export"] = time.perf_counter() - start
         yield Progress("export", 1, 1, "exports written")
     yield VideoFileResult(segmentation=segmentation, video=video, exports=written, notes=notes)
