@@ -25,7 +25,7 @@ from pathlib import Path
 import gradio as gr
 import torch
 
-from mpg_sam2.app.examples import EXAMPLE_OUTPUT_ROOT, example_folder, load_examples
+from mpg_sam2.app.examples import example_folder, example_output_root, load_examples
 from mpg_sam2.app.gpu_job import GpuJob, run_gpu_job
 from mpg_sam2.app.models import ModelPool, available_models
 from mpg_sam2.app.requests import (
@@ -118,7 +118,7 @@ def _inspector_path(inspector: str | None) -> Path | None:
     if not inspector:
         return None
     path = Path(inspector).resolve()
-    if not any(path.is_relative_to(root.resolve()) for root in (OUTPUT_ROOT, EXAMPLE_OUTPUT_ROOT)):
+    if not any(path.is_relative_to(root.resolve()) for root in (OUTPUT_ROOT, example_output_root())):
         return None
     return path
 

@@ -136,6 +136,21 @@ def test_examples_run_with_their_own_model(app):
     assert load_examples(photo_only) == []
 
 
+def test_example_results_outlive_the_cleanup(app, tmp_path, monkeypatch):
+    """An example's result folder sits in Gradio's example cache, out of the hourly cleanup's
+    reach, and its inspector still opens after that cleanup has run."""
+    monkeypatch.setenv("GRADIO_EXAMPLES_CACHE", str(tmp_path / "cached_examples"))
+    example = app.EXAMPLES[0]
+    inspector = app.segment_example(str(example.video), example.expressions, example.model_source)[5]
+    assert Path(inspector).is_relative_to(tmp_path / "cached_examples")
+    app_requests.clean_old_outputs(now=time.time() + app_requests.KEEP_OUTPUTS_S + 10)
+    slider, original, *_ = app.open_inspector(inspector)
+    assert slider["maximum"] == 23 and original.shape == (256, 256, 3)
+    # The same example gives the same folder (a rerun replaces it rather than adding one).
+    again = app.segment_example(str(example.video), example.expressions, example.model_source)[5]
+    assert again == inspector and len(list((tmp_path / "cached_examples" / "mpg_sam2_results").iterdir())) == 1
+
+
 def test_gradio_client_end_to_end(app, video):
     from gradio_client import Client, handle_file
 

@@ -5,15 +5,15 @@ clip for a released checkpoint; an example whose model this process does not off
 listed. Clicking an example also sets the model dropdown, so the cached result and a rerun
 with the button use the same model.
 
-Cached example results are computed once per process (Gradio's lazy cache keeps the outputs'
-values; a ``gr.State`` would come back empty), so their inspector folders live under
-:data:`EXAMPLE_OUTPUT_ROOT`, which the hourly cleanup of request folders does not touch.
+Cached example results are computed once (Gradio's lazy cache keeps the outputs' values; a
+``gr.State`` would come back empty), so their result folders live beside Gradio's own cache of
+example outputs (:func:`example_output_root`): the hourly cleanup of request folders does not
+touch them, and they last exactly as long as the cached results that point to them.
 """
 from __future__ import annotations
 
 import hashlib
 import json
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
@@ -21,7 +21,6 @@ from typing import Iterable
 from mpg_sam2.app.models import BUNDLED_MODEL, ModelChoice
 
 EXAMPLES_FILE = Path(__file__).resolve().parents[2] / "examples" / "examples.json"
-EXAMPLE_OUTPUT_ROOT = Path(tempfile.gettempdir()) / "mpg_sam2_examples"
 # examples.json names models by kind; "offline" is the bundled checkpoint.
 _MODEL_NAMES = {"offline": str(BUNDLED_MODEL)}
 
@@ -52,7 +51,15 @@ def load_examples(offered: Iterable[ModelChoice], index_file: Path = EXAMPLES_FI
     return examples
 
 
+def example_output_root() -> Path:
+    """Where example results go: in Gradio's example cache folder (``GRADIO_EXAMPLES_CACHE``,
+    default ``.gradio/cached_examples``), read when called so the setting is followed."""
+    from gradio.utils import get_cache_folder
+
+    return get_cache_folder().resolve() / "mpg_sam2_results"
+
+
 def example_folder(video: str, expressions: str, model_source: str) -> Path:
     """A fixed result folder per example input (the same inputs give the same folder)."""
     key = json.dumps([Path(video).name, expressions, model_source]).encode("utf-8")
-    return EXAMPLE_OUTPUT_ROOT / hashlib.sha256(key).hexdigest()[:16]
+    return example_output_root() / hashlib.sha256(key).hexdigest()[:16]
