@@ -66,6 +66,24 @@ def test_image_encoder_runs_once_per_frame(model, tokenizer, frames):
     assert len(calls) == len(frames)
 
 
+def test_batched_image_encoder_equals_one_frame_at_a_time(model, tokenizer, frames):
+    """SAM 2's trunk works per frame: encoding 3 frames at once (then the last one alone)
+    gives the masks of one-at-a-time and object scores equal to float rounding."""
+    calls = []
+    hook = model.sam2.image_encoder.register_forward_hook(lambda module, args, out: calls.append(args[0].shape[0]))
+    try:
+        batched = segment_video(frames, EXPRESSIONS[:2], model, tokenizer, options=SegmentationOptions(image_batch_size=3))
+    finally:
+        hook.remove()
+    single = segment_video(frames, EXPRESSIONS[:2], model, tokenizer)
+    assert calls == [3, 1]
+    for text in EXPRESSIONS[:2]:
+        np.testing.assert_array_equal(batched[text].masks, single[text].masks)
+        np.testing.assert_allclose(batched[text].object_scores, single[text].object_scores, rtol=0, atol=1e-5)
+    with pytest.raises(ValueError, match="image_batch_size must be at least 1"):
+        SegmentationOptions(image_batch_size=0)
+
+
 def test_attention_recording_changes_nothing(model, tokenizer, frames):
     plain = segment_video(frames, EXPRESSIONS[:1], model, tokenizer)
     recorded = segment_video(frames, EXPRESSIONS[:1], model, tokenizer, options=SegmentationOptions(record_attention=True))

@@ -56,6 +56,22 @@ class FrameFeatures:
     feat_sizes: list[tuple[int, int]]
     high_res: list[torch.Tensor] | None  # levels 0 and 1 as [B, C, H, W] (decoder upscaling path)
 
+    @property
+    def batch_size(self) -> int:
+        return self.vision_feats[-1].shape[1]
+
+    def select(self, index: int) -> "FrameFeatures":
+        """The features of batch entry ``index`` (one frame of a batch encoded together):
+        [HW, 1, C] per level and [1, C, H, W] for the high-resolution levels, contiguous as a
+        one-frame encoding gives them (SAM 2 reshapes them with ``view``)."""
+        pick = slice(index, index + 1)
+        return FrameFeatures(
+            vision_feats=[x[:, pick].contiguous() for x in self.vision_feats],
+            vision_pos=[x[:, pick].contiguous() for x in self.vision_pos],
+            feat_sizes=self.feat_sizes,
+            high_res=None if self.high_res is None else [x[pick].contiguous() for x in self.high_res],
+        )
+
 
 def image_features(sam2: PromptedSAM2, image: torch.Tensor) -> FrameFeatures:
     """Hiera + FPN (+ the decoder's conv_s0 / conv_s1) on ``image [B, 3, S, S]``."""

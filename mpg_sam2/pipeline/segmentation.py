@@ -40,6 +40,10 @@ class SegmentationOptions:
     record_attention: bool = False  # attention overlays (costs a little time; no number changes)
     offload_memory_to_cpu: bool = False  # keep per-frame memories on the CPU between frames
     beit3_frames_per_batch: int = 16
+    # Frames encoded together by SAM 2's image encoder (its trunk works per frame, so the features
+    # equal one-at-a-time up to float rounding). 1 keeps the reference path; larger batches keep
+    # a GPU busy but hold that many frames' activations at once.
+    image_batch_size: int = 1
 
     def __post_init__(self) -> None:
         if not 0.0 < self.threshold < 1.0:
@@ -48,6 +52,8 @@ class SegmentationOptions:
             raise ValueError(f"precision must be one of {sorted(PRECISIONS)}, got {self.precision!r}")
         if self.beit3_frames_per_batch < 1:
             raise ValueError("beit3_frames_per_batch must be at least 1")
+        if self.image_batch_size < 1:
+            raise ValueError(f"image_batch_size must be at least 1, got {self.image_batch_size}")
 
 
 @dataclass
@@ -181,13 +187,17 @@ def iter_segment_video(
     del beit_pixels
 
     text_maps: list[list[np.ndarray]] = [[] for _ in prepared]
+    batch = None  # FrameFeatures of frames batch_start ... batch_start + B - 1
     for t in range(num_frames):
         with torch.inference_mode():
-            start = time.perf_counter()
-            image = encoder_input(frames[t], cfg.sam2.image_size).to(device)
-            with model.autocast(dtype):
-                features = image_features(model.sam2, image)
-            seconds["sam2_image_encoder"] += time.perf_counter() - start
+            if t % options.image_batch_size == 0:
+                start = time.perf_counter()
+                chunk = range(t, min(num_frames, t + options.image_batch_size))
+                images = torch.cat([encoder_input(frames[i], cfg.sam2.image_size) for i in chunk]).to(device)
+                with model.autocast(dtype):
+                    batch = image_features(model.sam2, images)
+                seconds["sam2_image_encoder"] += time.perf_counter() - start
+            features = batch.select(t % options.image_batch_size) if batch.batch_size > 1 else batch
             for k, tracker in enumerate(trackers):
                 start = time.perf_counter()
                 if recorder is not None:
