@@ -6,7 +6,7 @@ A Space gets what the app needs to run and nothing else: ``app.py``, the ``mpg_s
 package, the example clips with their index, the bundled offline model, the Space's
 ``requirements.txt``, ``.gitattributes`` (the repository's own: every binary file through
 LFS/Xet, which the Hub requires) and a README whose front matter is the Space's configuration.
-Tests, benchmarks, CI, scripts and the examples' generator stay behind.
+Tests, benchmarks, CI, scripts, the examples' generator and the training module stay behind.
 
 The front matter is the repository README's (one home); the Space README's body is that
 README's introduction and its section on the app, so the Space page says what the app does.
@@ -40,6 +40,8 @@ SPACE_FILES = (
 # installed by the app at start-up (mpg_sam2.app.sam2_install explains why).
 REQUIREMENTS = "requirements.txt"
 _LEFT_OUT = {"__pycache__", ".pytest_cache", "make_examples.py"}
+# The training module: the app never imports it (a test checks), and it is most of the package.
+_LEFT_OUT_PATHS = {"mpg_sam2/training"}
 _LEFT_OUT_SUFFIXES = (".pyc", ".pyo")
 
 # The Hub's rules for a Space's front matter that refuse a push or a build
@@ -123,11 +125,14 @@ def check_front_matter(metadata: dict, folder: Path | None = None) -> None:
         need((folder / str(metadata.get("app_file", ""))).is_file(), f"app_file {metadata.get('app_file')!r} is not in {folder}")
 
 
-def _copy(source: Path, target: Path) -> None:
+def _copy(source: Path, target: Path, root: Path) -> None:
+    def left_out(folder: str, names: list[str]) -> list[str]:
+        where = Path(folder).relative_to(root)
+        return [n for n in names if n in _LEFT_OUT or n.endswith(_LEFT_OUT_SUFFIXES)
+                or (where / n).as_posix() in _LEFT_OUT_PATHS]
+
     if source.is_dir():
-        shutil.copytree(source, target, ignore=lambda _, names: [
-            n for n in names if n in _LEFT_OUT or n.endswith(_LEFT_OUT_SUFFIXES)
-        ])
+        shutil.copytree(source, target, ignore=left_out)
     else:
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(source, target)
@@ -143,7 +148,7 @@ def build_space(out: str | Path, root: Path = ROOT) -> BuiltSpace:
         for name in SPACE_FILES:
             if not (root / name).exists():
                 raise FileNotFoundError(f"{root / name} is missing; the Space needs it (is this a full checkout?)")
-            _copy(root / name, partial / name)
+            _copy(root / name, partial / name, root)
         requirements = space_requirements((root / REQUIREMENTS).read_text(encoding="utf-8").splitlines())
         (partial / "requirements.txt").write_text("\n".join(requirements) + "\n", encoding="utf-8")
         (partial / "README.md").write_text(readme, encoding="utf-8")

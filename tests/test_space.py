@@ -52,6 +52,7 @@ def test_space_holds_what_the_app_needs_and_nothing_else(space):
     top = {f.split("/")[0] for f in files}
     assert top == {"app.py", "requirements.txt", "README.md", ".gitattributes", "mpg_sam2", "examples", "checkpoints"}
     assert not [f for f in files if "__pycache__" in f or f.endswith(".pyc") or f.endswith("make_examples.py")]
+    assert not [f for f in files if f.startswith("mpg_sam2/training/")]
     assert (space.folder / ".gitattributes").read_bytes() == (ROOT / ".gitattributes").read_bytes()
     assert space.total_bytes < 40e6
 
