@@ -75,9 +75,7 @@ def segment_on_gpu(job: GpuJob, progress=None) -> VideoSegmentation:
 def _pretrained(source: str):
     if not any(choice.source == source for choice in MODELS):
         raise UserInputError(f"Unknown model {source!r}; pick one from the Model list.")
-    if POOL.is_loaded(source):
-        return POOL.get(source)
-    try:  # a released checkpoint offered for download (never on ZeroGPU: see available_models)
+    try:  # loaded at import, or a released checkpoint offered for download (never on ZeroGPU)
         return POOL.load(source)
     except Exception as error:
         raise UserInputError(f"The model {source} could not be loaded: {error}") from None

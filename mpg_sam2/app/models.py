@@ -110,6 +110,9 @@ class ModelPool:
         self._lock = threading.Lock()
 
     def load(self, source: str) -> Pretrained:
+        """The model ``source``, loaded on first use (only the first use waits for the lock)."""
+        if source in self._loaded:
+            return self._loaded[source]
         with self._lock:
             if source not in self._loaded:
                 self._loaded[source] = load_model(source, device=self.device)
@@ -123,9 +126,6 @@ class ModelPool:
                 f"model {source!r} is not loaded in this process (loaded: {sorted(self._loaded)}); "
                 "load it in the main process before the GPU call"
             ) from None
-
-    def is_loaded(self, source: str) -> bool:
-        return source in self._loaded
 
     def preload(self, choices: Iterable[ModelChoice]) -> list[ModelChoice]:
         """Load every choice that is on disk; returns the choices still offered (a model that
