@@ -42,9 +42,13 @@ def normalize(frames: np.ndarray) -> torch.Tensor:
     return (x - mean) / std
 
 
-def encoder_input(frame: np.ndarray, size: int) -> torch.Tensor:
-    """One frame as a normalised ``[1, 3, size, size]`` tensor."""
-    return normalize(resize_frame(frame, size)[None])
+def encoder_input(frames: np.ndarray, size: int) -> torch.Tensor:
+    """Frames uint8 ``[T, H, W, 3]`` (or one ``[H, W, 3]``) as the normalised ``[T, 3, size, size]``
+    input of an encoder (``T = 1`` for one frame)."""
+    frames = np.asarray(frames)
+    if frames.ndim == 3:
+        frames = frames[None]
+    return normalize(np.stack([resize_frame(f, size) for f in frames]))
 
 
 def logits_to_frame_size(lowres_logits: torch.Tensor, sam_image_size: int, height: int, width: int) -> torch.Tensor:

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from mpg_sam2.config import get_preset
-from mpg_sam2.frames import encoder_input, logits_to_frame_size, normalize, resize_frame
+from mpg_sam2.frames import encoder_input, logits_to_frame_size
 from mpg_sam2.key_mapping import convert_authors_state_dict, load_strict
 from mpg_sam2.model.empty_weights import empty_weights
 from mpg_sam2.model.mask_prior_generator import MaskPriorOutput
@@ -62,13 +62,13 @@ def run_case(
     # The authors' attention mask: ids != pad, where pad was set to <unk> (id 3).
     attention_mask = ids != cfg.pad_token_id
     num_frames, height, width, _ = frames.shape
-    beit_pixels = normalize(np.stack([resize_frame(f, cfg.beit3.image_size) for f in frames])).to(device)
+    beit_pixels = encoder_input(frames, cfg.beit3.image_size).to(device)
     sam_size = cfg.sam2.image_size
     with torch.inference_mode():
         with model.autocast(autocast_dtype):
             prompts, prior = model.encode_expression(beit_pixels, ids, attention_mask)
         outputs = list(
-            model.propagate(lambda t: encoder_input(frames[t], sam_size).to(device), prompts, autocast_dtype)
+            model.propagate(lambda start, stop: encoder_input(frames[start:stop], sam_size).to(device), prompts, autocast_dtype)
         )
         lowres = torch.cat([o.heads.lowres_logits for o in outputs])
         final = logits_to_frame_size(lowres, sam_size, height, width).cpu()

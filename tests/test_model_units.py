@@ -7,6 +7,8 @@ import pytest
 import torch
 from torch import nn
 
+from sam2.modeling.sam2_utils import get_1d_sine_pe
+
 from mpg_sam2.config import AggregatorConfig, BEiT3Config, MaskPriorConfig
 from mpg_sam2.model.attention import MultiHeadAttention
 from mpg_sam2.model.beit3 import BEiT3
@@ -142,7 +144,7 @@ def _run(model, num_frames=3, ids=(0, 5, 9, 3, 2)):
     sam = torch.randn(num_frames, 1, 3, size, size)
     input_ids = torch.tensor([ids])
     prompts, prior = model.encode_expression(beit, input_ids, input_ids != 3)
-    return prompts, prior, list(model.propagate(lambda t: sam[t], prompts))
+    return prompts, prior, list(model.propagate(lambda start, stop: sam[start:stop, 0], prompts))
 
 
 def test_full_model_shapes(tiny):
@@ -210,3 +212,22 @@ def test_gradients_reach_exactly_the_trainable_parameters(tiny):
         got = param.grad is not None and bool(param.grad.abs().sum() > 0)
         assert got != unused, f"{name}: gradient {'present' if got else 'missing'}"
     tiny.eval()
+
+
+@pytest.mark.parametrize("max_cond, expected", [(-1, [0, 5, 6, 4, 3, 2, 1]), (2, [5, 6, 4, 3, 2, 1, 0])])
+def test_object_pointer_history_follows_sam2_conditioning_frame_selection(max_cond, expected):
+    """Several conditioning frames: SAM 2's closest-frame selection (``max_cond_frames_in_attn``),
+    only past ones in eval, and an unselected conditioning frame counts as a plain history frame."""
+    sam2 = tiny_model(seed=0).sam2.eval()
+    sam2.max_cond_frames_in_attn = max_cond
+    dim = sam2.hidden_dim
+    entry = lambda t: {"obj_ptr": torch.full((1, dim), float(t))}  # noqa: E731
+    output_dict = {
+        "cond_frame_outputs": {t: entry(t) for t in (0, 5, 9)},
+        "non_cond_frame_outputs": {t: entry(t) for t in (1, 2, 3, 4, 6)},
+    }
+    pointers, pos = sam2.object_pointer_history(7, output_dict, num_frames=12)
+    assert pointers[0, :, 0].tolist() == expected
+    distances = [abs(7 - t) for t in expected]
+    reference = get_1d_sine_pe(torch.tensor(distances) / (12 - 1), dim=dim)
+    torch.testing.assert_close(pos[0], reference)

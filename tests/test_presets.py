@@ -34,7 +34,7 @@ def test_nano_fits_the_bundled_model_budget_and_runs():
     sam = torch.randn(3, 1, 3, 256, 256)
     with torch.no_grad():
         prompts, prior = model.encode_expression(beit, ids, ids != 3)
-        frames = list(model.propagate(lambda t: sam[t], prompts))
+        frames = list(model.propagate(lambda start, stop: sam[start:stop, 0], prompts))
     assert prior.prior.shape == (3, 1, 14, 14)
     assert frames[-1].heads.lowres_logits.shape == (1, 1, 64, 64)
     assert all(torch.isfinite(f.heads.lowres_logits).all() for f in frames)

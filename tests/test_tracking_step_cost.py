@@ -12,8 +12,9 @@ import pytest
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from mpg_sam2.frames import encoder_input, normalize, resize_frame
-from mpg_sam2.model.video_propagation import ExpressionTracker, image_features
+from mpg_sam2.frames import encoder_input
+from mpg_sam2.model.frame_features import image_features
+from mpg_sam2.model.video_propagation import ExpressionTracker
 from mpg_sam2.pipeline.segmentation import segment_video
 from tiny_model import tiny_model, tiny_tokenizer
 
@@ -51,7 +52,7 @@ def test_tracking_step_never_syncs_and_its_cost_is_flat(model, frames):
     ids = torch.tensor([[0, 10, 11, 12, 2]])
     counts = []
     with torch.inference_mode():
-        beit = normalize(np.stack([resize_frame(f, cfg.beit3.image_size) for f in frames]))
+        beit = encoder_input(frames, cfg.beit3.image_size)
         prompts, _ = model.encode_expression(beit, ids, ids != cfg.pad_token_id)
         tracker = ExpressionTracker(model.sam2, prompts)
         for frame in frames:

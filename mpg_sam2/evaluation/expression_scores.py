@@ -16,15 +16,11 @@ import numpy as np
 from mpg_sam2.data.types import ReferringDataset, load_masks
 from mpg_sam2.evaluation.aggregate import ExpressionScore, MeanScores, score_expression, summarize
 from mpg_sam2.model.mpg_sam2 import MPGSAM2
+from mpg_sam2.pipeline.expressions import prepare_distinct
 from mpg_sam2.pipeline.segmentation import SegmentationOptions, segment_video
 from mpg_sam2.tokenizer import ReferringTokenizer
 
 __all__ = ["score_expressions", "summarize_by_group"]
-
-
-def _key(text: str) -> str:
-    # The pipeline refuses repeated expressions (same words up to case and spacing).
-    return " ".join(text.casefold().split())
 
 
 def score_expressions(
@@ -55,12 +51,12 @@ def score_expressions(
             if not samples:
                 continue
             frames = np.stack([video.read_frame(i) for i in range(len(video.frame_paths))])
-            texts = {_key(s.expression): s.expression for s in samples}
-            result = segment_video(frames, list(texts.values()), model, tokenizer,
-                                   options=SegmentationOptions(precision=precision))
+            texts = list(dict.fromkeys(s.expression.strip() for s in samples))
+            prepared = prepare_distinct(texts, tokenizer, max_tokens=model.config.beit3.max_text_tokens)
+            result = segment_video(frames, prepared, model, options=SegmentationOptions(precision=precision))
             by_text = dict(zip(texts, result.expressions))
             for sample in samples:
-                masks = by_text[_key(sample.expression)].masks
+                masks = by_text[sample.expression.strip()].masks
                 scores.append(score_expression(video.video_id, sample.expression_id, load_masks(sample.masks), masks))
             if progress is not None:
                 progress(len(scores), total)

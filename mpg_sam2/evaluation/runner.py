@@ -32,7 +32,7 @@ from PIL import Image
 
 from mpg_sam2.data.types import ReferringDataset, ReferringSample, ReferringVideo
 from mpg_sam2.exports.atomic import atomic_dir, atomic_file
-from mpg_sam2.pipeline.expressions import PreparedExpression, prepare_expressions
+from mpg_sam2.pipeline.expressions import prepare_distinct
 from mpg_sam2.pipeline.segmentation import SegmentationOptions, segment_video
 
 from .aggregate import ResultsTable, summarize, write_results_csv, write_results_json
@@ -146,13 +146,6 @@ def _texts(samples: Sequence[ReferringSample]) -> list[str]:
     return [s.expression.strip() for s in samples]
 
 
-def _prepare_unique(texts: list[str], tokenizer: Any, max_tokens: int) -> list[PreparedExpression]:
-    # One by one: real datasets repeat expressions within a video (and differ only in case or
-    # spacing), which prepare_expressions rejects as a user request would be; each distinct text is
-    # tokenised once and its masks go to every expression that has it.
-    return [prepare_expressions([t], tokenizer, max_tokens=max_tokens)[0] for t in texts]
-
-
 def _write_unit(out: Path, unit: OutputUnit, masks: list[np.ndarray]) -> None:
     """``masks[k]``: bool ``[T, H, W]`` of ``unit.expressions[k]``."""
     with atomic_dir(out / unit.folder) as tmp:
@@ -200,7 +193,7 @@ def iter_predict(
             if "" in {t for u in todo for t in _texts(u.expressions)}:
                 warnings.warn(f"video {video.video_id!r} has an empty expression; its masks are left empty", stacklevel=2)
             if texts:
-                prepared = _prepare_unique(texts, pretrained.tokenizer, pretrained.model.config.beit3.max_text_tokens)
+                prepared = prepare_distinct(texts, pretrained.tokenizer, pretrained.model.config.beit3.max_text_tokens)
                 result = segment_video(frames, prepared, pretrained.model, options=options)
                 masks.update({t: r.masks for t, r in zip(texts, result.expressions)})
             for unit in todo:

@@ -52,6 +52,9 @@ class MPGMaskDecoder(MaskDecoder):
 
         With ``multimask_output`` the three multimask outputs (and their tokens, used for the
         object pointer) are returned, otherwise the single-mask output.
+
+        Adapted from ``MaskDecoder.forward`` (sam2 1.1.0, ``sam2/modeling/sam/mask_decoder.py``):
+        the same output selection, with the context passed on to :meth:`predict_masks`.
         """
         if context is None:
             raise RuntimeError(
@@ -91,7 +94,14 @@ class MPGMaskDecoder(MaskDecoder):
         context: DecoderContext,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """Returns mask logits ``[B, 4, 4h, 4w]``, IoU ``[B, 4]``, mask tokens ``[B, 4, D]``
-        (after the two-way transformer) and object-score logits ``[B, 1]``."""
+        (after the two-way transformer) and object-score logits ``[B, 1]``.
+
+        Adapted from ``MaskDecoder.predict_masks`` (sam2 1.1.0,
+        ``sam2/modeling/sam/mask_decoder.py``): the aggregator's pixel-level fusion replaces the
+        image embedding and its object-level fusions rewrite the four mask tokens before the
+        two-way transformer; the rest (token order, upscaling path, hypernetworks, heads) is
+        SAM 2's computation on SAM 2's modules.
+        """
         if repeat_image:
             raise ValueError("MPG-SAM 2 decodes one prompt set per image (repeat_image=False)")
         batch = sparse_prompt_embeddings.shape[0]

@@ -19,7 +19,7 @@ from mpg_sam2.config import MPGSAM2Config
 from mpg_sam2.model.beit3 import BEiT3
 from mpg_sam2.model.mask_prior_generator import MaskPriorGenerator, MaskPriorOutput
 from mpg_sam2.model.prompted_sam2 import build_prompted_sam2
-from mpg_sam2.model.video_propagation import FrameOutput, ReferringPrompts, propagate
+from mpg_sam2.model.video_propagation import ExpressionTracker, FrameOutput, ReferringPrompts, propagate
 
 
 class MPGSAM2(nn.Module):
@@ -93,33 +93,27 @@ class MPGSAM2(nn.Module):
 
     def propagate(
         self,
-        sam_image: Callable[[int], torch.Tensor],
+        sam_images: Callable[[int, int], torch.Tensor],
         prompts: ReferringPrompts,
         autocast_dtype: torch.dtype | None = None,
         storage_device: torch.device | str | None = None,
+        image_batch_size: int = 1,
     ) -> Iterator[FrameOutput]:
-        """Generator over frames 0..T-1; ``sam_image(t)`` gives frame t's ``[1, 3, S, S]`` input.
+        """One expression through the frame loop: yields frames 0..T-1.
 
-        ``storage_device="cpu"`` keeps the per-frame memories on the CPU between frames.
+        ``sam_images(start, stop)`` gives frames ``start..stop-1`` as ``[n, 3, S, S]`` SAM 2
+        input; ``storage_device="cpu"`` keeps the per-frame memories on the CPU between frames.
+        Several expressions on shared image features: :func:`video_propagation.propagate`.
         """
-        return propagate(
-            self.sam2, sam_image, prompts, autocast=self._autocast_factory(autocast_dtype), storage_device=storage_device
+        tracker = ExpressionTracker(self.sam2, prompts, storage_device)
+        frames = propagate(
+            self.sam2, sam_images, [tracker], image_batch_size=image_batch_size,
+            frame_context=lambda: self.autocast(autocast_dtype),
         )
+        return (frame.outputs[0] for frame in frames)
 
     def autocast(self, dtype: torch.dtype | None) -> contextlib.AbstractContextManager:
         """Mixed precision for the encoders and heads; ``None`` keeps float32 (the reference)."""
-        factory = self._autocast_factory(dtype)
-        return factory() if factory is not None else contextlib.nullcontext()
-
-    def _autocast_factory(self, dtype: torch.dtype | None) -> Callable[[], contextlib.AbstractContextManager] | None:
         if dtype is None or dtype == torch.float32:
-            return None
-        device_type = self.device.type
-        return lambda: torch.autocast(device_type=device_type, dtype=dtype)
-
-    @classmethod
-    def from_pretrained(cls, name_or_path: str, **kwargs) -> "MPGSAM2":
-        """Model only; see :func:`mpg_sam2.pretrained.load_pretrained` for the options."""
-        from mpg_sam2.pretrained import load_pretrained
-
-        return load_pretrained(name_or_path, load_tokenizer_files=False, **kwargs).model
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=dtype)

@@ -18,7 +18,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from sam2.modeling.sam2_base import NO_OBJ_SCORE, SAM2Base
-from sam2.modeling.sam2_utils import get_1d_sine_pe
+from sam2.modeling.sam2_utils import get_1d_sine_pe, select_closest_cond_frames
 
 from mpg_sam2.config import AggregatorConfig
 from mpg_sam2.model.global_historical_aggregator import GlobalHistoricalAggregator
@@ -72,6 +72,7 @@ class PromptedSAM2(SAM2Base):
         self._global_grid_size = global_grid_size
         super().__init__(**sam2_kwargs)
         self.dense_mask_prompt = dense_mask_prompt
+        _refuse_unsupported_options(self)
 
     def _build_sam_heads(self) -> None:
         super()._build_sam_heads()
@@ -105,6 +106,13 @@ class PromptedSAM2(SAM2Base):
         """Prompt encoder + MPG mask decoder + SAM 2's selection and no-object handling.
 
         backbone_features ``[B, D, h, w]`` is the memory-conditioned image embedding.
+
+        Adapted from ``SAM2Base._forward_sam_heads`` (sam2 1.1.0, ``sam2/modeling/sam2_base.py``).
+        What differs: the sparse prompt is SAM 2's padding point plus the text token (no clicks);
+        the dense prompt is the mask prior (or "no mask" for the w/o-MPG ablation); the decoder
+        gets a :class:`DecoderContext`; the no-object gate is applied to the selected mask only
+        (same values); the outputs are one typed :class:`HeadsOutput`. ``soft_no_obj_ptr`` is
+        refused at construction (see :func:`_refuse_unsupported_options`).
         """
         batch, device = backbone_features.shape[0], backbone_features.device
         # No clicks: SAM 2 inserts one dummy point (label -1) and the prompt encoder pads a
@@ -164,18 +172,28 @@ class PromptedSAM2(SAM2Base):
     ) -> tuple[torch.Tensor, torch.Tensor] | tuple[None, None]:
         """Pointers and their distance codes for the historical object-level fusion.
 
-        The same pointers, in the same order, as SAM 2's memory attention uses: conditioning
-        frames up to ``frame_idx`` first, then ``frame_idx-1, frame_idx-2, ...`` back to at most
-        ``min(T, max_obj_ptrs_in_encoder) - 1`` steps. Here each stays one ``D``-wide token
-        whose key carries the sine code of ``distance / (min(T, 16) - 1)`` (no projection).
+        The same pointers, in the same order, as SAM 2's memory attention uses: the selected
+        conditioning frames first (at most ``max_cond_frames_in_attn``, the closest; in eval
+        mode only those up to ``frame_idx`` when ``only_obj_ptrs_in_the_past_for_eval``), then
+        ``frame_idx-1, frame_idx-2, ...`` back to at most ``min(T, max_obj_ptrs_in_encoder) - 1``
+        steps. Here each stays one ``D``-wide token whose key carries the sine code of
+        ``distance / (min(T, 16) - 1)`` (no projection, SPEC §6.5).
         Returns ``[B, P, D]`` twice, or ``(None, None)`` when there is no earlier frame.
+
+        Adapted from the object-pointer part of ``SAM2Base._prepare_memory_conditioned_features``
+        (sam2 1.1.0, ``sam2/modeling/sam2_base.py``), forward tracking only.
         """
         max_ptrs = min(num_frames, self.max_obj_ptrs_in_encoder)
-        entries = [(abs(frame_idx - t), out["obj_ptr"]) for t, out in output_dict["cond_frame_outputs"].items() if t <= frame_idx]
+        selected, unselected = select_closest_cond_frames(
+            frame_idx, output_dict["cond_frame_outputs"], self.max_cond_frames_in_attn
+        )
+        if not self.training and self.only_obj_ptrs_in_the_past_for_eval:
+            selected = {t: out for t, out in selected.items() if t <= frame_idx}
+        entries = [(abs(frame_idx - t), out["obj_ptr"]) for t, out in selected.items()]
         for distance in range(1, max_ptrs):
             if frame_idx - distance < 0:
                 break
-            out = output_dict["non_cond_frame_outputs"].get(frame_idx - distance)
+            out = output_dict["non_cond_frame_outputs"].get(frame_idx - distance, unselected.get(frame_idx - distance))
             if out is not None:
                 entries.append((distance, out["obj_ptr"]))
         if not entries:  # the conditioning frame itself
@@ -191,6 +209,21 @@ class PromptedSAM2(SAM2Base):
         self.image_encoder.requires_grad_(False)
 
 
+def _refuse_unsupported_options(model: SAM2Base) -> None:
+    """SAM 2 options that our adapted tracking step and heads do not implement raise here
+    instead of being silently ignored (the SAM 2.0 / 2.1 configs never set them)."""
+    unsupported = {
+        "soft_no_obj_ptr": (model.soft_no_obj_ptr, False),  # forward_heads gates the pointer hard
+        "use_mask_input_as_output_without_sam": (model.use_mask_input_as_output_without_sam, False),
+        "pred_obj_scores": (model.pred_obj_scores, True),  # the no-object gate needs the score
+        "use_obj_ptrs_in_encoder": (model.use_obj_ptrs_in_encoder, True),  # the historical fusion reads them
+    }
+    wrong = {name: seen for name, (seen, needed) in unsupported.items() if seen != needed}
+    if wrong:
+        needed = {name: unsupported[name][1] for name in wrong}
+        raise ValueError(f"MPG-SAM 2 does not support the SAM 2 options {wrong}; use {needed}")
+
+
 def build_prompted_sam2(
     variant_config_file: str,
     *,
@@ -204,7 +237,9 @@ def build_prompted_sam2(
     """Build :class:`PromptedSAM2` from one of the ``sam2`` package's SAM 2.0 YAML files.
 
     The YAML's image encoder, memory attention and memory encoder are instantiated as SAM 2
-    does; its scalar options go to ``SAM2Base``. ``use_mask_input_as_output_without_sam`` is
+    does (adapted from ``build_sam2``, sam2 1.1.0, ``sam2/build_sam.py``: the same hydra
+    compose and resolve, without its inference-only decoder overrides); its scalar options go
+    to ``SAM2Base``. ``use_mask_input_as_output_without_sam`` is
     forced off: the authors disabled that branch, so the mask prior always goes through the
     prompt encoder and the decoder.
     """

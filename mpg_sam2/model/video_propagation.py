@@ -1,21 +1,27 @@
-"""Frame-by-frame propagation through SAM 2's memory, as the authors' forked predictor does.
+"""The frame loop: SAM 2's memory propagation for one or several expressions at once.
 
 Behaviour reproduced (SPEC §5): frame 0 is the only conditioning frame, propagation runs
 forward, every frame decodes with multimask output and keeps the best-IoU mask, frames whose
 object score is not positive are gated to -1024, and spatial memories are stored in bfloat16
 (also in float32 runs: SAM 2's predictor does that and the released checkpoints were
-evaluated with it). Each frame runs the image encoder once, then one tracking step, then the
-memory encoder on its own prediction. Only the memories SAM 2 can still attend to are kept,
-so memory stays flat however long the video is.
+evaluated with it).
+
+:func:`propagate` is the one frame loop of the project (the reference runner, the pipeline,
+evaluation and training all run it): per frame, SAM 2's image encoder runs once (or once per
+batch of frames) and every expression's :class:`ExpressionTracker` takes one step on those
+shared features (its own memory bank: memory attention, heads, memory encoder). Only the
+memories SAM 2 can still attend to are kept, so memory stays flat however long the video is.
 """
 from __future__ import annotations
 
 import contextlib
+import time
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, ContextManager, Iterator, Sequence
 
 import torch
 
+from mpg_sam2.model.frame_features import FrameFeatures, image_features
 from mpg_sam2.model.mask_decoder import DecoderContext
 from mpg_sam2.model.prompted_sam2 import FramePrompts, HeadsOutput, PromptedSAM2
 
@@ -45,45 +51,6 @@ class FrameOutput:
     frame_index: int
     heads: HeadsOutput
     memory_features: torch.Tensor | None  # [B, 64, h, w] before the bfloat16 storage cast
-
-
-@dataclass
-class FrameFeatures:
-    """SAM 2 image features of one frame; computed once, shared by every expression."""
-
-    vision_feats: list[torch.Tensor]  # per level [HW, B, C]
-    vision_pos: list[torch.Tensor]  # per level [HW, B, C]
-    feat_sizes: list[tuple[int, int]]
-    high_res: list[torch.Tensor] | None  # levels 0 and 1 as [B, C, H, W] (decoder upscaling path)
-
-    @property
-    def batch_size(self) -> int:
-        return self.vision_feats[-1].shape[1]
-
-    def select(self, index: int) -> "FrameFeatures":
-        """The features of batch entry ``index`` (one frame of a batch encoded together):
-        [HW, 1, C] per level and [1, C, H, W] for the high-resolution levels, contiguous as a
-        one-frame encoding gives them (SAM 2 reshapes them with ``view``)."""
-        pick = slice(index, index + 1)
-        return FrameFeatures(
-            vision_feats=[x[:, pick].contiguous() for x in self.vision_feats],
-            vision_pos=[x[:, pick].contiguous() for x in self.vision_pos],
-            feat_sizes=self.feat_sizes,
-            high_res=None if self.high_res is None else [x[pick].contiguous() for x in self.high_res],
-        )
-
-
-def image_features(sam2: PromptedSAM2, image: torch.Tensor) -> FrameFeatures:
-    """Hiera + FPN (+ the decoder's conv_s0 / conv_s1) on ``image [B, 3, S, S]``."""
-    backbone_out = sam2.forward_image(image)
-    _, vision_feats, vision_pos, feat_sizes = sam2._prepare_backbone_features(backbone_out)
-    high_res = None
-    if sam2.use_high_res_features_in_sam:
-        high_res = [
-            x.permute(1, 2, 0).reshape(x.shape[1], x.shape[2], *size)
-            for x, size in zip(vision_feats[:-1], feat_sizes[:-1])
-        ]
-    return FrameFeatures(vision_feats, vision_pos, feat_sizes, high_res)
 
 
 class ExpressionTracker:
@@ -120,28 +87,66 @@ class ExpressionTracker:
         return out
 
 
+@dataclass
+class TrackedFrame:
+    """What :func:`propagate` yields per frame: one output per tracker, in tracker order."""
+
+    frame_index: int
+    outputs: list[FrameOutput]
+
+
 def propagate(
     sam2: PromptedSAM2,
-    sam_image: Callable[[int], torch.Tensor],
-    prompts: ReferringPrompts,
-    autocast: Callable[[], Any] | None = None,
-    storage_device: torch.device | str | None = None,
-) -> Iterator[FrameOutput]:
-    """Yield one :class:`FrameOutput` per frame, in order 0..T-1.
+    sam_images: Callable[[int, int], torch.Tensor],
+    trackers: Sequence[ExpressionTracker],
+    *,
+    image_batch_size: int = 1,
+    frame_context: Callable[[], ContextManager] | None = None,
+    step_context: Callable[[int], ContextManager] | None = None,
+    seconds: dict[str, float] | None = None,
+) -> Iterator[TrackedFrame]:
+    """Yield one :class:`TrackedFrame` per frame, in order 0..T-1.
 
     Args:
-        sam2: the prompted SAM 2 model (eval mode, no grad is the caller's choice).
-        sam_image: ``t -> [B, 3, S, S]`` normalised SAM 2 input of frame ``t``; called once per
-            frame, so frames can be read lazily.
-        prompts: the expression's prompts for all frames.
-        autocast: optional context-manager factory (e.g. bf16 autocast) around the encoders
-            and heads; memories and outputs stay float32.
-        storage_device: see :class:`ExpressionTracker`.
+        sam2: the prompted SAM 2 model (eval mode and no-grad are the caller's choice).
+        sam_images: ``(start, stop) -> [stop - start, 3, S, S]``, the normalised SAM 2 input of
+            frames ``start .. stop-1``; called once per batch, so frames can be read lazily.
+        trackers: one per expression, all over the same T frames; each steps once per frame on
+            the shared image features.
+        image_batch_size: frames encoded together by the image encoder. Its trunk works per
+            frame, so features equal one-at-a-time up to float rounding; 1 is the reference.
+        frame_context: entered around each frame's work (and the batch's encoding) and left
+            before the yield, e.g. inference mode plus autocast: a generator may be resumed in
+            another thread, and the consumer's code must not run inside it.
+        step_context: ``k -> context`` entered around tracker ``k``'s step (attention recording).
+        seconds: if given, accumulates wall time under ``"sam2_image_encoder"`` and
+            ``"sam2_tracking"``.
     """
-    tracker = ExpressionTracker(sam2, prompts, storage_device)
-    for t in range(prompts.num_frames):
-        with autocast() if autocast is not None else contextlib.nullcontext():
-            yield tracker.step(image_features(sam2, sam_image(t)))
+    if not trackers:
+        raise ValueError("propagate needs at least one expression tracker")
+    num_frames = trackers[0].prompts.num_frames
+    if any(tracker.prompts.num_frames != num_frames for tracker in trackers):
+        raise ValueError(f"trackers cover different frame counts: {[t.prompts.num_frames for t in trackers]}")
+    if image_batch_size < 1:
+        raise ValueError(f"image_batch_size must be at least 1, got {image_batch_size}")
+    frame_context = frame_context or contextlib.nullcontext
+    step_context = step_context or (lambda k: contextlib.nullcontext())
+    timings = seconds if seconds is not None else {}
+    batch: FrameFeatures | None = None  # features of frames batch_start .. batch_start + B - 1
+    for t in range(num_frames):
+        with frame_context():
+            if t % image_batch_size == 0:
+                start = time.perf_counter()
+                batch = image_features(sam2, sam_images(t, min(num_frames, t + image_batch_size)))
+                timings["sam2_image_encoder"] = timings.get("sam2_image_encoder", 0.0) + time.perf_counter() - start
+            features = batch.select(t % image_batch_size)
+            outputs = []
+            for k, tracker in enumerate(trackers):
+                start = time.perf_counter()
+                with step_context(k):
+                    outputs.append(tracker.step(features))
+                timings["sam2_tracking"] = timings.get("sam2_tracking", 0.0) + time.perf_counter() - start
+        yield TrackedFrame(frame_index=t, outputs=outputs)
 
 
 def _track_frame(
@@ -152,6 +157,18 @@ def _track_frame(
     output_dict: dict[str, dict[int, dict[str, Any]]],
     storage_device: torch.device | str | None,
 ) -> FrameOutput:
+    """One tracking step of frame ``t``; its memory entry goes into ``output_dict``.
+
+    Adapted from ``SAM2Base.track_step``, ``SAM2Base._track_step`` and
+    ``SAM2Base._encode_memory_in_output`` (sam2 1.1.0, ``sam2/modeling/sam2_base.py``). What
+    differs: the image features come precomputed (:mod:`mpg_sam2.model.frame_features`); the
+    heads are :meth:`PromptedSAM2.forward_heads` with this frame's text token, mask prior and
+    decoder context instead of SAM 2's ``point_inputs`` / ``mask_inputs``; the object-pointer
+    history is gathered for the decoder's historical fusion; the spatial memory is stored in
+    bfloat16 on ``storage_device`` (what SAM 2's video predictor does after ``track_step``);
+    the memory encoder always runs (``run_mem_encoder=True``), there are no clicks
+    (``is_mask_from_pts=False``) and tracking is forward only (``track_in_reverse=False``).
+    """
     is_conditioning = t == 0
     vision_feats, vision_pos, feat_sizes = features.vision_feats, features.vision_pos, features.feat_sizes
     pix_feat = sam2._prepare_memory_conditioned_features(

@@ -23,7 +23,8 @@ class PreparedExpression:
     truncated: bool  # cut to the tokenizer limit
 
 
-def _normalised(text: str) -> str:
+def _expression_key(text: str) -> str:
+    # Same words up to Unicode compatibility forms, case and spacing: a repeated request.
     return " ".join(unicodedata.normalize("NFKC", text).casefold().split())
 
 
@@ -49,7 +50,7 @@ def prepare_expressions(
         text = raw.strip()
         if not text:
             raise ExpressionError(f"expression {i + 1} is empty; write a sentence that names the object")
-        key = _normalised(text)
+        key = _expression_key(text)
         if key in seen:
             raise ExpressionError(
                 f"expression {i + 1} ({text!r}) repeats expression {seen[key] + 1}; remove the duplicate"
@@ -65,3 +66,13 @@ def prepare_expressions(
         tokens = tokenizer.encode(text, max_length=limit if truncated else None)
         prepared.append(PreparedExpression(text, tokens.input_ids, tokens.attention_mask, truncated))
     return prepared
+
+
+def prepare_distinct(
+    texts: Sequence[str], tokenizer: ReferringTokenizer, max_tokens: int | None = None
+) -> list[PreparedExpression]:
+    """Each of ``texts`` tokenised on its own, for datasets rather than user requests: a video of
+    a benchmark may hold sentences that differ only in case or spacing, which
+    :func:`prepare_expressions` refuses as repeats. Pass each exact text once (the caller gives
+    its masks to every expression that has it); each is checked as a request of one."""
+    return [prepare_expressions([text], tokenizer, max_tokens=max_tokens)[0] for text in texts]

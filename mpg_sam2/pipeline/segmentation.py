@@ -4,7 +4,8 @@ Data flow::
 
     video file --decode--> frames uint8 [T, H, W, 3]
     per expression: BEiT-3 on every (frame, caption) pair -> mask prior generator -> prompts
-    per frame: SAM 2 image encoder ONCE -> every expression's tracker (its own memory bank)
+    per frame (the model's frame loop, mpg_sam2.model.video_propagation.propagate):
+        SAM 2 image encoder ONCE -> every expression's tracker (its own memory bank)
     -> low-res logits -> two bilinear resizes -> masks [T, H, W] at the source resolution
 
 The image features of a frame are shared by all expressions (the authors recompute the whole
@@ -23,9 +24,9 @@ from typing import Iterator, Sequence
 import numpy as np
 import torch
 
-from mpg_sam2.frames import encoder_input, logits_to_frame_size, normalize, resize_frame
+from mpg_sam2.frames import encoder_input, logits_to_frame_size
 from mpg_sam2.model.mpg_sam2 import MPGSAM2
-from mpg_sam2.model.video_propagation import ExpressionTracker, image_features
+from mpg_sam2.model.video_propagation import ExpressionTracker, propagate
 from mpg_sam2.pipeline.attention_maps import AttentionRecorder
 from mpg_sam2.pipeline.expressions import PreparedExpression, prepare_expressions
 from mpg_sam2.tokenizer import ReferringTokenizer
@@ -157,7 +158,7 @@ def iter_segment_video(
     # consumer's code (and, in the app, another thread resuming this generator) must not run in it.
     with torch.inference_mode():
         start = time.perf_counter()
-        beit_pixels = normalize(np.stack([resize_frame(f, cfg.beit3.image_size) for f in frames])).to(device)
+        beit_pixels = encoder_input(frames, cfg.beit3.image_size).to(device)
         seconds["preprocess"] += time.perf_counter() - start
 
     trackers, results = [], []
@@ -187,31 +188,41 @@ def iter_segment_video(
     del beit_pixels
 
     text_maps: list[list[np.ndarray]] = [[] for _ in prepared]
-    batch = None  # FrameFeatures of frames batch_start ... batch_start + B - 1
-    for t in range(num_frames):
+
+    def frame_context() -> contextlib.AbstractContextManager:
+        stack = contextlib.ExitStack()
+        stack.enter_context(torch.inference_mode())
+        stack.enter_context(model.autocast(dtype))
+        return stack
+
+    @contextlib.contextmanager
+    def step_context(k: int) -> Iterator[None]:
+        if recorder is None:
+            yield
+            return
+        recorder.expect_text_tokens(prepared[k].input_ids.shape[1])
+        with recorder:
+            yield
+        text_maps[k].append(recorder.pop_text_attention()[0].float().numpy())
+
+    frames_loop = propagate(
+        model.sam2,
+        lambda start, stop: encoder_input(frames[start:stop], cfg.sam2.image_size).to(device),
+        trackers,
+        image_batch_size=options.image_batch_size,
+        frame_context=frame_context,
+        step_context=step_context,
+        seconds=seconds,
+    )
+    for tracked in frames_loop:
+        t = tracked.frame_index
+        start = time.perf_counter()
         with torch.inference_mode():
-            if t % options.image_batch_size == 0:
-                start = time.perf_counter()
-                chunk = range(t, min(num_frames, t + options.image_batch_size))
-                images = torch.cat([encoder_input(frames[i], cfg.sam2.image_size) for i in chunk]).to(device)
-                with model.autocast(dtype):
-                    batch = image_features(model.sam2, images)
-                seconds["sam2_image_encoder"] += time.perf_counter() - start
-            features = batch.select(t % options.image_batch_size) if batch.batch_size > 1 else batch
-            for k, tracker in enumerate(trackers):
-                start = time.perf_counter()
-                if recorder is not None:
-                    recorder.expect_text_tokens(prepared[k].input_ids.shape[1])
-                with model.autocast(dtype), recording():
-                    out = tracker.step(features)
-                seconds["sam2_tracking"] += time.perf_counter() - start
-                start = time.perf_counter()
+            for k, out in enumerate(tracked.outputs):
                 logits = logits_to_frame_size(out.heads.lowres_logits, cfg.sam2.image_size, height, width)
                 results[k].masks[t] = (logits[0] > logit_threshold).cpu().numpy()
                 results[k].object_scores[t] = float(out.heads.object_score_logits[0, 0])
-                if recorder is not None:
-                    text_maps[k].append(recorder.pop_text_attention()[0].float().numpy())
-                seconds["postprocess"] += time.perf_counter() - start
+        seconds["postprocess"] += time.perf_counter() - start
         yield Progress("track", t + 1, num_frames, f"segmented frame {t + 1}/{num_frames}")
 
     if recorder is not None:

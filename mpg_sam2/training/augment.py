@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from mpg_sam2.frames import normalize, resize_frame
+from mpg_sam2.frames import encoder_input
 
 __all__ = ["AugmentConfig", "AugmentedClip", "augment_clip", "encoder_views", "resize_masks", "swap_left_right"]
 
@@ -134,8 +134,8 @@ def encoder_views(frames: np.ndarray, sam_size: int, beit_size: int) -> tuple[to
 
     Returns SAM 2 pixels ``[T, 3, S, S]`` and BEiT-3 pixels ``[T, 3, B, B]`` (float32).
     """
-    sam = normalize(np.stack([resize_frame(f, sam_size) for f in frames]))
-    beit = normalize(np.stack([resize_frame(f, beit_size) for f in frames]))
+    sam = encoder_input(frames, sam_size)
+    beit = encoder_input(frames, beit_size)
     return sam, beit
 
 

@@ -30,7 +30,7 @@ def predict_clip(model: MPGSAM2, clip: TrainingClip, autocast_dtype: torch.dtype
         # text_similarity_head reads each frame's projected <s> token (SPEC §11).
         sentence_scores = model.text_similarity_head(prompts.text_features[:, 0, 0]).float()[:, 0]
     logits, scores = [], []
-    for frame in model.propagate(lambda t: clip.sam_pixels[t : t + 1], prompts, autocast_dtype=autocast_dtype):
+    for frame in model.propagate(lambda start, stop: clip.sam_pixels[start:stop], prompts, autocast_dtype=autocast_dtype):
         heads = frame.heads
         if gated:
             logits.append(heads.highres_logits[0, 0])
