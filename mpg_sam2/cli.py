@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import sys
 import warnings
@@ -152,9 +153,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     _segment_parser(sub)
     _evaluate_parser(sub)
-    from mpg_sam2.training.cli import add_train_parser  # argparse only; training code loads on use
+    # A Space folder ships the package without its training module; there the CLI segments and
+    # evaluates, and has no train command.
+    if importlib.util.find_spec("mpg_sam2.training") is not None:
+        from mpg_sam2.training.cli import add_train_parser  # argparse only; training code loads on use
 
-    add_train_parser(sub)
+        add_train_parser(sub)
     return parser
 
 

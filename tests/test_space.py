@@ -143,3 +143,12 @@ print(json.dumps({"package": mpg_sam2.__file__, "models": [m.source for m in app
     assert result["models"] == [str(space.folder.resolve() / "checkpoints" / "offline")]
     assert len(result["examples"]) == 3 and all("Synthetic" in t for t in result["examples"])
     assert Path(result["side_by_side"]).is_file()
+
+
+def test_the_command_line_works_from_the_space_folder(space):
+    """The Space has no training module: ``python -m mpg_sam2`` still segments, without ``train``."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    run = subprocess.run([sys.executable, "-m", "mpg_sam2", "--help"], cwd=space.folder, env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "segment" in run.stdout and "evaluate" in run.stdout and "train" not in run.stdout
