@@ -31,7 +31,7 @@ import numpy as np
 from PIL import Image
 
 from mpg_sam2.data.types import ReferringDataset, ReferringSample, ReferringVideo
-from mpg_sam2.exports.atomic import atomic_dir, atomic_file
+from mpg_sam2.atomic import atomic_dir, atomic_file
 from mpg_sam2.pipeline.expressions import PreparedExpression, prepare_expressions
 from mpg_sam2.pipeline.segmentation import SegmentationOptions, segment_video
 

@@ -16,7 +16,8 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from .atomic import atomic_file
+from mpg_sam2.atomic import atomic_file
+
 from .inputs import check_fps, check_frame_indices, check_masks, check_timestamps
 from .rle import encode_mask, mask_bbox
 

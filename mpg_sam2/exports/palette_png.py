@@ -14,7 +14,8 @@ from typing import Mapping, Sequence
 import numpy as np
 from PIL import Image
 
-from .atomic import atomic_dir
+from mpg_sam2.atomic import atomic_dir
+
 from .colors import expression_color
 from .errors import ExportError
 from .inputs import check_frame_indices, check_masks, check_name

@@ -13,7 +13,8 @@ from typing import Mapping, Sequence
 import numpy as np
 from PIL import Image
 
-from .atomic import atomic_dir
+from mpg_sam2.atomic import atomic_dir
+
 from .inputs import check_frame_indices, check_masks, check_name
 
 
