@@ -29,8 +29,8 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 
-from mpg_sam2.data.types import ReferringDataset, ReferringSample, ReferringVideo
 from mpg_sam2.atomic import atomic_dir, atomic_file
+from mpg_sam2.data.types import ReferringDataset, ReferringSample, ReferringVideo
 from mpg_sam2.mask_io.label_map import label_map
 from mpg_sam2.mask_io.png import write_binary_png, write_label_png
 from mpg_sam2.pipeline.expressions import PreparedExpression, prepare_expressions
