@@ -23,12 +23,13 @@ import os
 import pickle
 import re
 import shutil
-import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from mpg_sam2.atomic import atomic_dir
 
 __all__ = [
     "CONFIG_NAME",
@@ -341,11 +342,7 @@ def write_checkpoint_dir(
     if not tensors:
         raise ValueError("state_dict is empty; nothing to write")
 
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    tag = uuid.uuid4().hex[:8]
-    staging = directory.with_name(f".{directory.name}.tmp-{tag}")
-    staging.mkdir()
-    try:
+    with atomic_dir(directory) as staging:
         shards = _shard(tensors, max_shard_bytes)
         metadata = {"format": "pt"}  # what transformers writes; some readers check it
         if len(shards) == 1:
@@ -365,28 +362,7 @@ def write_checkpoint_dir(
                     shutil.copytree(old, staging / old.name)
                 else:
                     shutil.copy2(old, staging / old.name)
-        _swap_into_place(staging, directory, tag)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return directory
-
-
-def _swap_into_place(staging: Path, directory: Path, tag: str) -> None:
-    if not directory.exists():
-        os.replace(staging, directory)
-        return
-    # A directory cannot be replaced by rename while it holds files: move the old one aside
-    # first, so at every moment either the old or the new complete checkpoint is at `directory`
-    # (or, for the instant between the two renames, nothing at all - never a mixture).
-    backup = directory.with_name(f".{directory.name}.old-{tag}")
-    os.replace(directory, backup)
-    try:
-        os.replace(staging, directory)
-    except BaseException:
-        os.replace(backup, directory)
-        raise
-    shutil.rmtree(backup, ignore_errors=True)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mpg_sam2.app.sam2_install import space_requirements
-from mpg_sam2.exports.atomic import atomic_dir
+from mpg_sam2.atomic import atomic_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from mpg_sam2.data import rle
+from mpg_sam2.mask_io import rle
 
 HEIGHT, WIDTH = 32, 48
 

@@ -17,8 +17,8 @@ from mpg_sam2.data import (
     load_ref_youtube_vos,
     load_refcoco,
 )
-from mpg_sam2.data import rle
 from mpg_sam2.data.refcoco import read_refs
+from mpg_sam2.mask_io.polygon import polygons_to_mask
 
 
 def check_against(dataset: ReferringDataset, fake) -> None:
@@ -204,7 +204,7 @@ def test_refcoco(tmp_path):
     assert first.image_path.is_file() and (first.height, first.width) == (HEIGHT, WIDTH)
     mask = first.mask()
     assert mask.shape == (HEIGHT, WIDTH)
-    np.testing.assert_array_equal(mask, rle.polygons_to_mask(REFCOCO_POLYGON, HEIGHT, WIDTH))
+    np.testing.assert_array_equal(mask, polygons_to_mask(REFCOCO_POLYGON, HEIGHT, WIDTH))
     assert mask[28, 40] and not mask[0, 0]
     np.testing.assert_array_equal(train[1].mask(), truth["rle_mask"])  # uncompressed RLE
     (test_a,) = load_refcoco(tmp_path, "refcoco", "testA")
@@ -231,41 +231,3 @@ def test_refcoco_pickle_cannot_run_code(tmp_path):
     path.write_bytes(pickle.dumps([Evil()]))
     with pytest.raises(pickle.UnpicklingError, match="builtins.print"):
         read_refs(path)
-
-
-# --- RLE and polygons against pycocotools -------------------------------------------------------
-
-
-def test_rle_round_trip_and_column_major():
-    rng = np.random.default_rng(0)
-    for shape in [(1, 1), (3, 5), (32, 48), (7, 1)]:
-        for p in (0.0, 0.1, 0.5, 1.0):
-            mask = rng.random(shape) < p
-            for compressed in (True, False):
-                np.testing.assert_array_equal(rle.decode(rle.encode(mask, compressed)), mask)
-    # column-major: the first run of ones in a 2x2 with only the bottom-left pixel set starts at 1
-    assert rle.encode(np.array([[0, 0], [1, 0]], bool), compressed=False)["counts"] == [1, 1, 2]
-    assert rle.encode(np.array([[1, 1], [1, 1]], bool), compressed=False)["counts"] == [0, 4]
-    with pytest.raises(ValueError, match="sum to"):
-        rle.decode({"size": [2, 2], "counts": [1, 1]})
-
-
-# pycocotools' decode warns under numpy 2 (its __array__ lacks a copy argument); harmless here.
-@pytest.mark.filterwarnings("ignore::DeprecationWarning")
-def test_rle_and_polygons_match_pycocotools():
-    mask_utils = pytest.importorskip("pycocotools.mask")
-    rng = np.random.default_rng(1)
-    for _ in range(40):
-        h, w = (int(v) for v in rng.integers(1, 60, 2))
-        mask = rng.random((h, w)) < rng.random()
-        ref = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
-        ours = rle.encode(mask)
-        assert ours["counts"] == ref["counts"].decode() and ours["size"] == list(ref["size"])
-        np.testing.assert_array_equal(rle.decode({"size": ref["size"], "counts": ref["counts"]}), mask)
-    for _ in range(200):
-        h, w = (int(v) for v in rng.integers(1, 60, 2))
-        k = int(rng.integers(3, 9))
-        # Include vertices outside the image and on pixel corners/centres.
-        poly = (rng.uniform(-5, max(h, w) + 5, 2 * k)).round(int(rng.integers(0, 3))).tolist()
-        expected = mask_utils.decode(mask_utils.merge(mask_utils.frPyObjects([poly], h, w))).astype(bool)
-        np.testing.assert_array_equal(rle.polygon_to_mask(poly, h, w), expected, err_msg=f"{poly} {h}x{w}")

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from dataset_factory import HEIGHT, WIDTH, davis_palette, write_mevis, write_ref_davis17, write_ref_youtube_vos
+from dataset_factory import HEIGHT, WIDTH, write_mevis, write_ref_davis17, write_ref_youtube_vos
 from mpg_sam2.cli import main
 from mpg_sam2.evaluation import boundary_f_measure, read_results_json, region_similarity
 from mpg_sam2.evaluation import davis_unsupervised, runner
@@ -227,15 +227,6 @@ def test_torchrun_environment_picks_the_shard():
 
 
 # --- Ref-DAVIS17 -----------------------------------------------------------------------------------
-
-
-def test_label_maps_and_palette():
-    a = np.zeros((2, 3), bool)
-    a[0] = True
-    b = np.zeros((2, 3), bool)
-    b[:, 0] = True
-    np.testing.assert_array_equal(davis_unsupervised.label_map([a, b]), [[2, 1, 1], [2, 0, 0]])  # later wins
-    assert davis_unsupervised.davis_palette() == davis_palette()
 
 
 def test_ref_davis17_matching_and_annotator_average(tmp_path, pretrained, monkeypatch):

@@ -26,7 +26,7 @@ from mpg_sam2.data.synthetic import (
 )
 from mpg_sam2.data.synthetic.__main__ import main as cli_main
 from mpg_sam2.data.synthetic.motion import sample_trajectory
-from mpg_sam2.data.types import read_label_png
+from mpg_sam2.mask_io.png import read_label_png
 
 SEED = 3
 SIZE = (112, 144)  # (height, width): small and non-square keeps the tests fast and honest

@@ -21,8 +21,8 @@ from pathlib import Path
 from mpg_sam2.app.gpu_budget import BudgetExceeded, estimate_gpu_seconds, plan_gpu_budget
 from mpg_sam2.app.gpu_job import GpuJob
 from mpg_sam2.app.results import save_inspector, score_table, summary_rows
+from mpg_sam2.atomic import atomic_dir
 from mpg_sam2.exports import ExportResult
-from mpg_sam2.exports.atomic import atomic_dir
 from mpg_sam2.pipeline.expressions import ExpressionError, prepare_expressions
 from mpg_sam2.pipeline.segmentation import SegmentationOptions, VideoSegmentation
 from mpg_sam2.pipeline.video_file import decode_for_segmentation, export_segmentation, safe_name

@@ -26,12 +26,13 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 from typing import Callable, Sequence
+
+from mpg_sam2.atomic import atomic_dir
 
 SAM2_REQUIREMENT = "sam2==1.1.0"
 # sam2 1.1.0's own run-time requirements (its setup.py), installed with the Space's other
@@ -77,20 +78,15 @@ def ensure_sam2(target: Path = DEFAULT_TARGET, run: Runner = subprocess.run) -> 
         )
     target = Path(target)
     if not (target / "sam2" / "__init__.py").is_file():
-        partial = target.with_name(target.name + ".partial")
-        shutil.rmtree(partial, ignore_errors=True)
         env = {**os.environ, "SAM2_BUILD_CUDA": "0"}
-        try:
-            done = run(pip_command(partial), env=env, capture_output=True, text=True, timeout=INSTALL_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            shutil.rmtree(partial, ignore_errors=True)
-            raise RuntimeError(f"installing {SAM2_REQUIREMENT} took over {INSTALL_TIMEOUT_S} s; is PyPI reachable?") from None
-        if done.returncode != 0 or not (partial / "sam2" / "__init__.py").is_file():
-            shutil.rmtree(partial, ignore_errors=True)
-            raise RuntimeError(f"installing {SAM2_REQUIREMENT} failed (pip exit {done.returncode}): "
-                               f"{_tail(done.stderr or done.stdout)}")
-        shutil.rmtree(target, ignore_errors=True)
-        os.replace(partial, target)
+        with atomic_dir(target) as partial:  # a failed or killed install leaves no half package
+            try:
+                done = run(pip_command(partial), env=env, capture_output=True, text=True, timeout=INSTALL_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                raise RuntimeError(f"installing {SAM2_REQUIREMENT} took over {INSTALL_TIMEOUT_S} s; is PyPI reachable?") from None
+            if done.returncode != 0 or not (partial / "sam2" / "__init__.py").is_file():
+                raise RuntimeError(f"installing {SAM2_REQUIREMENT} failed (pip exit {done.returncode}): "
+                                   f"{_tail(done.stderr or done.stdout)}")
     sys.path.insert(0, str(target))
     importlib.invalidate_caches()
     return target

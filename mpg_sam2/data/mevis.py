@@ -25,7 +25,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from . import rle
+from mpg_sam2.mask_io import rle
+
 from .types import ReferringDataset, ReferringSample, ReferringVideo, frame_paths, read_meta_expressions, require_dir, require_file
 
 __all__ = ["LazyMaskDict", "RleMaskSource", "SPLITS", "load_mevis"]

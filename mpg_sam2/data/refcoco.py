@@ -12,7 +12,7 @@ Layout under ``root`` (the ``coco`` folder of the MPG-SAM 2 / ReferFormer data t
 ``instances.json`` is COCO: ``images`` (``id``, ``file_name``, ``height``, ``width``) and
 ``annotations`` (``id``, ``segmentation`` as polygons or RLE). One sample per ref, with all its
 sentences; the mask is the referred annotation, rasterised like pycocotools
-(:func:`mpg_sam2.data.rle.polygons_to_mask`).
+(:func:`mpg_sam2.mask_io.polygon.polygons_to_mask`).
 
 The pickle is read with an unpickler that refuses every class or function reference, so a
 tampered file cannot run code: the REFER files hold only dicts, lists, strings and numbers.
@@ -27,7 +27,9 @@ from typing import Any
 
 import numpy as np
 
-from . import rle
+from mpg_sam2.mask_io import rle
+from mpg_sam2.mask_io.polygon import polygons_to_mask
+
 from .types import require_dir, require_file
 
 __all__ = ["DATASETS", "ReferringImageSample", "load_refcoco", "read_refs"]
@@ -79,7 +81,7 @@ class ReferringImageSample:
         if isinstance(seg, dict):
             return rle.decode(seg)
         if isinstance(seg, list):
-            return rle.polygons_to_mask(seg, self.height, self.width)
+            return polygons_to_mask(seg, self.height, self.width)
         raise ValueError(f"annotation {self.ann_id} has a segmentation of type {type(seg).__name__}; expected polygons or RLE")
 
 

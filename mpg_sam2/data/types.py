@@ -15,6 +15,8 @@ from typing import Iterator, Protocol, Sequence, runtime_checkable
 import numpy as np
 from PIL import Image
 
+from mpg_sam2.mask_io.png import read_label_png
+
 __all__ = [
     "MaskSource",
     "PaletteMaskSource",
@@ -24,7 +26,6 @@ __all__ = [
     "frame_paths",
     "load_masks",
     "read_frame",
-    "read_label_png",
     "read_meta_expressions",
     "require_dir",
     "require_file",
@@ -57,19 +58,7 @@ def read_frame(path: Path) -> np.ndarray:
         return np.asarray(image.convert("RGB"))
 
 
-def read_label_png(path: Path) -> np.ndarray:
-    """uint8 ``[H, W]`` object ids of an annotation PNG (palette indices, 0 = background)."""
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"annotation {path} is missing; expected one palette PNG per annotated frame, "
-            "named like its JPEG (<video>/<frame>.png)"
-        )
-    with Image.open(path) as image:
-        if image.mode not in ("P", "L", "I", "I;16"):
-            raise ValueError(
-                f"annotation {path} has PIL mode {image.mode}; expected a palette ('P') or grey PNG of object ids"
-            )
-        return np.asarray(image)
+_ANNOTATION_LAYOUT = "expected one palette PNG per annotated frame, named like its JPEG (<video>/<frame>.png)"
 
 
 @dataclass(frozen=True)
@@ -86,7 +75,7 @@ class PaletteMaskSource:
         return len(self.paths)
 
     def load(self, index: int) -> np.ndarray:
-        labels = read_label_png(self.paths[index])
+        labels = read_label_png(self.paths[index], missing_hint=_ANNOTATION_LAYOUT)
         return np.isin(labels, self.object_ids)
 
 

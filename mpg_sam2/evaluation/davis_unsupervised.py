@@ -18,7 +18,7 @@ that for scores carrying an ``annotator``).
 
 Merging. ReferFormer merges per pixel by the argmax of the expressions' probabilities (below 0.5
 counts as background). The pipeline hands over binary masks only, so where two expressions claim
-a pixel the **later** expression (higher object index) wins.
+a pixel the **later** expression (higher object index) wins (:func:`mpg_sam2.mask_io.label_map.label_map`).
 """
 from __future__ import annotations
 
@@ -27,7 +27,8 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
-from PIL import Image
+
+from mpg_sam2.mask_io.png import read_label_png
 
 from .aggregate import ExpressionScore
 from .metrics import boundary_f_measure, region_similarity
@@ -35,60 +36,21 @@ from .metrics import boundary_f_measure, region_similarity
 __all__ = [
     "MAX_PROPOSALS",
     "ObjectMatch",
-    "davis_palette",
-    "label_map",
     "match_objects",
     "read_label_maps",
     "score_annotator",
-    "write_label_png",
 ]
 
 MAX_PROPOSALS = 20  # davis2017-evaluation's limit on predicted objects per video
 VOID = 255
 
 
-def davis_palette() -> list[int]:
-    """The DAVIS palette (PASCAL VOC colours): index i gets its bits spread over R, G and B."""
-    palette = []
-    for i in range(256):
-        rgb = [0, 0, 0]
-        for bit in range(8):
-            for channel in range(3):
-                rgb[channel] |= ((i >> (3 * bit + channel)) & 1) << (7 - bit)
-        palette.extend(rgb)
-    return palette
-
-
-_PALETTE = davis_palette()
-
-
-def label_map(masks: Sequence[np.ndarray]) -> np.ndarray:
-    """bool ``[H, W]`` masks -> uint8 ``[H, W]`` labels, mask k as k + 1; later masks overwrite earlier."""
-    if not 0 < len(masks) < VOID:
-        raise ValueError(f"a label map holds 1 to {VOID - 1} objects, got {len(masks)}")
-    out = np.zeros(np.shape(masks[0]), dtype=np.uint8)
-    for k, mask in enumerate(masks):
-        out[np.asarray(mask, dtype=bool)] = k + 1
-    return out
-
-
-def write_label_png(path: Path, labels: np.ndarray) -> None:
-    image = Image.fromarray(np.asarray(labels, dtype=np.uint8))
-    image.putpalette(_PALETTE)  # "L" -> "P", the indices unchanged
-    image.save(path)
-
-
 def read_label_maps(paths: Sequence[Path]) -> np.ndarray:
-    """uint8 ``[T, H, W]`` label values of palette (or grey) PNGs, as ``np.array(Image.open(p))``."""
-    frames = []
-    for path in paths:
-        if not Path(path).is_file():
-            raise FileNotFoundError(f"label map {path} is missing; predict (or merge) every frame first")
-        with Image.open(path) as image:
-            frames.append(np.array(image))
+    """uint8 ``[T, H, W]`` label values of palette (or grey) PNGs (:func:`~mpg_sam2.mask_io.png.read_label_png`)."""
+    frames = [read_label_png(path, missing_hint="predict (or merge) every frame first") for path in paths]
     shapes = {f.shape for f in frames}
-    if len(shapes) != 1 or frames[0].ndim != 2:
-        raise ValueError(f"label maps {paths[0].parent} must be single-channel and of one size, got shapes {sorted(shapes)}")
+    if len(shapes) != 1:
+        raise ValueError(f"label maps {paths[0].parent} must be of one size, got shapes {sorted(shapes)}")
     return np.stack(frames)
 
 

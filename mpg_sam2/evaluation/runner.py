@@ -28,16 +28,17 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import numpy as np
-from PIL import Image
 
+from mpg_sam2.atomic import atomic_dir, atomic_file
 from mpg_sam2.data.types import ReferringDataset, ReferringSample, ReferringVideo
-from mpg_sam2.exports.atomic import atomic_dir, atomic_file
+from mpg_sam2.mask_io.label_map import label_map
+from mpg_sam2.mask_io.png import write_binary_png, write_label_png
 from mpg_sam2.pipeline.expressions import prepare_distinct
 from mpg_sam2.pipeline.segmentation import SegmentationOptions, segment_video
 
 from .aggregate import ResultsTable, summarize, write_results_csv, write_results_json
 from .benchmarks import Benchmark, OutputUnit, get_benchmark, load_benchmark, output_units, unit_complete
-from .davis_unsupervised import label_map, write_label_png
+from .davis_unsupervised import VOID
 from .scoring import score_dataset
 from .submission import write_submission_zip
 
@@ -151,9 +152,9 @@ def _write_unit(out: Path, unit: OutputUnit, masks: list[np.ndarray]) -> None:
     with atomic_dir(out / unit.folder) as tmp:
         for t, name in enumerate(unit.frame_names):
             if unit.labels:
-                write_label_png(tmp / f"{name}.png", label_map([m[t] for m in masks]))
+                write_label_png(tmp / f"{name}.png", label_map([m[t] for m in masks], max_label=VOID - 1))
             else:
-                Image.fromarray(masks[0][t].astype(np.uint8) * 255).save(tmp / f"{name}.png")
+                write_binary_png(tmp / f"{name}.png", masks[0][t])
 
 
 def _read_frames(video: ReferringVideo) -> np.ndarray:

@@ -13,24 +13,14 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
-import numpy as np
-from PIL import Image
-
 from mpg_sam2.data.types import PaletteMaskSource, ReferringDataset
+from mpg_sam2.mask_io.png import read_binary_png
 
 from .aggregate import ExpressionScore, score_expression
 from .benchmarks import Benchmark, OutputUnit, output_units, unit_complete
 from .davis_unsupervised import score_annotator
 
-__all__ = ["check_complete", "iter_scores", "read_binary_png", "score_dataset"]
-
-
-def read_binary_png(path: Path) -> np.ndarray:
-    """bool ``[H, W]``: nonzero pixels of a prediction PNG (``eval_mevis.py`` reads them as grey)."""
-    if not path.is_file():
-        raise FileNotFoundError(f"prediction {path} is missing; predict (or merge) every frame first")
-    with Image.open(path) as image:
-        return np.asarray(image.convert("L")) > 0
+__all__ = ["check_complete", "iter_scores", "score_dataset"]
 
 
 def check_complete(benchmark: Benchmark, dataset: ReferringDataset, out: Path) -> list[OutputUnit]:
@@ -56,7 +46,8 @@ def _score_unit(out: Path, unit: OutputUnit) -> list[ExpressionScore]:
     sample = unit.expressions[0]
     assert sample.masks is not None
     gt = (sample.masks.load(t) for t in range(len(unit.frame_names)))
-    pred = (read_binary_png(p) for p in unit.paths(out))
+    # Read as grey, any nonzero pixel an object, as eval_mevis.py does.
+    pred = (read_binary_png(p, missing_hint="predict (or merge) every frame first") for p in unit.paths(out))
     return [score_expression(sample.video_id, sample.expression_id, gt, pred)]
 
 

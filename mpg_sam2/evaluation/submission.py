@@ -19,8 +19,8 @@ from __future__ import annotations
 import zipfile
 from pathlib import Path
 
+from mpg_sam2.atomic import atomic_file
 from mpg_sam2.data.types import ReferringDataset
-from mpg_sam2.exports.atomic import atomic_file
 
 from .benchmarks import BINARY_ROOT
 

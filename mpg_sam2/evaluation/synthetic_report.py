@@ -74,7 +74,8 @@ def chance_level(root: str | Path, split: str = "test") -> dict[str, MeanScores]
     """
     import numpy as np
 
-    from mpg_sam2.data.types import PaletteMaskSource, load_masks, read_label_png
+    from mpg_sam2.data.types import PaletteMaskSource, load_masks
+    from mpg_sam2.mask_io.png import read_label_png
 
     dataset = load_synthetic(root, split)
     types = read_expression_types(root, split)

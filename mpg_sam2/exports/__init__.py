@@ -14,7 +14,6 @@ from .mask_video import write_mask_video
 from .overlay_video import write_overlay_video
 from .palette_png import write_palette_pngs
 from .png_masks import write_png_masks
-from .rle import compress_counts, encode_mask, rle_counts
 from .side_by_side import write_side_by_side_video
 
 __all__ = [
@@ -26,12 +25,9 @@ __all__ = [
     "H264Writer",
     "MANIFEST_NAME",
     "colorize",
-    "compress_counts",
-    "encode_mask",
     "even_size",
     "export_all",
     "expression_color",
-    "rle_counts",
     "viridis_lut",
     "write_archive",
     "write_coco_rle",

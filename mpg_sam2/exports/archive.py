@@ -11,7 +11,8 @@ import zipfile
 from pathlib import Path
 from typing import Any, Iterable
 
-from .atomic import atomic_file
+from mpg_sam2.atomic import atomic_file
+
 from .errors import ExportError
 
 MANIFEST_NAME = "manifest.json"

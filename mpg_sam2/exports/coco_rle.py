@@ -16,11 +16,21 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from .atomic import atomic_file
+from mpg_sam2.atomic import atomic_file
+from mpg_sam2.mask_io import rle
+
 from .inputs import check_fps, check_frame_indices, check_masks, check_timestamps
-from .rle import encode_mask, mask_bbox
 
 FORMAT = "mpg_sam2.coco_rle/1"
+
+
+def mask_bbox(mask: np.ndarray) -> list[int]:
+    """COCO ``[x, y, width, height]`` of the pixels of bool ``[H, W]``; ``[0, 0, 0, 0]`` when empty."""
+    ys = np.flatnonzero(mask.any(axis=1))
+    xs = np.flatnonzero(mask.any(axis=0))
+    if ys.size == 0:
+        return [0, 0, 0, 0]
+    return [int(xs[0]), int(ys[0]), int(xs[-1] - xs[0] + 1), int(ys[-1] - ys[0] + 1)]
 
 
 def coco_records(
@@ -39,7 +49,7 @@ def coco_records(
                     "expression_id": exp_id,
                     "frame_index": int(frame_indices[i]),
                     "timestamp_s": float(timestamps[i]),
-                    "segmentation": encode_mask(m, compressed=compressed),
+                    "segmentation": rle.encode(m, compressed=compressed),
                     "area": int(m.sum()),
                     "bbox": mask_bbox(m),
                 }

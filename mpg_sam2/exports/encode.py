@@ -17,7 +17,8 @@ import av
 import av.error
 import numpy as np
 
-from .atomic import atomic_file
+from mpg_sam2.atomic import atomic_file
+
 from .audio import AudioCopier, has_audio
 from .errors import EncodeError, ExportError
 

@@ -12,23 +12,17 @@ from pathlib import Path
 from typing import Mapping, Sequence
 
 import numpy as np
-from PIL import Image
 
-from .atomic import atomic_dir
+from mpg_sam2.atomic import atomic_dir
+from mpg_sam2.mask_io.label_map import label_map
+from mpg_sam2.mask_io.png import write_label_png
+
 from .colors import expression_color
 from .errors import ExportError
 from .inputs import check_frame_indices, check_masks, check_name
 from .png_masks import frame_name
 
 MAX_EXPRESSIONS = 255  # one index per expression, 0 reserved for background
-
-
-def palette_indices(masks: Sequence[np.ndarray]) -> np.ndarray:
-    """bool ``[H, W]`` masks -> uint8 ``[H, W]`` index image (later masks overwrite earlier ones)."""
-    out = np.zeros(masks[0].shape, dtype=np.uint8)
-    for k, m in enumerate(masks):
-        out[m] = k + 1
-    return out
 
 
 def _palette(n: int) -> list[int]:
@@ -54,7 +48,5 @@ def write_palette_pngs(
     target = Path(out_dir) / video_name
     with atomic_dir(target) as tmp:
         for i, name in enumerate(names):
-            img = Image.fromarray(palette_indices([m[i] for m in masks.values()]))
-            img.putpalette(palette)
-            img.save(tmp / f"{name}.png")
+            write_label_png(tmp / f"{name}.png", label_map([m[i] for m in masks.values()]), palette)
     return target

@@ -11,9 +11,10 @@ from pathlib import Path
 from typing import Mapping, Sequence
 
 import numpy as np
-from PIL import Image
 
-from .atomic import atomic_dir
+from mpg_sam2.atomic import atomic_dir
+from mpg_sam2.mask_io.png import write_binary_png
+
 from .inputs import check_frame_indices, check_masks, check_name
 
 
@@ -44,5 +45,5 @@ def write_png_masks(
             folder = tmp / str(exp_id)
             folder.mkdir()
             for name, m in zip(names, mask):
-                Image.fromarray(m.astype(np.uint8) * 255).save(folder / f"{name}.png")
+                write_binary_png(folder / f"{name}.png", m)
     return target

@@ -20,6 +20,7 @@ from typing import Any
 
 import torch
 
+from mpg_sam2.atomic import atomic_file
 from mpg_sam2.checkpoint_io import read_state_dict
 from mpg_sam2.key_mapping import load_strict
 from mpg_sam2.model.mpg_sam2 import MPGSAM2
@@ -87,9 +88,8 @@ def save_checkpoint(
         "rng": state.rng,
         "optimizer": optimizer.state_dict(),
     }
-    partial = directory / (TRAINING_STATE_FILE + ".partial")
-    torch.save(payload, partial)
-    partial.replace(directory / TRAINING_STATE_FILE)
+    with atomic_file(directory / TRAINING_STATE_FILE) as partial:
+        torch.save(payload, partial)
     return directory
 
 

@@ -28,6 +28,8 @@ from typing import Iterator, NamedTuple
 import numpy as np
 from PIL import Image
 
+from mpg_sam2.mask_io.png import write_label_png
+
 from .attributes import EXPRESSION_TYPES
 from .clip import SyntheticClip, generate_clip, parse_size
 from .expressions import vocabulary
@@ -59,24 +61,6 @@ def video_id(split: str, index: int) -> str:
     return f"{split}_{index:05d}"
 
 
-def _davis_palette() -> list[int]:
-    """The DAVIS / YouTube-VOS palette: id ``i`` gets the bit-interleaved PASCAL VOC colour."""
-    palette = []
-    for i in range(256):
-        r = g = b = 0
-        c = i
-        for bit in range(7, -1, -1):
-            r |= (c & 1) << bit
-            g |= ((c >> 1) & 1) << bit
-            b |= ((c >> 2) & 1) << bit
-            c >>= 3
-        palette += [r, g, b]
-    return palette
-
-
-_PALETTE = _davis_palette()
-
-
 def _write_clip(root: Path, split: str, vid: str, clip: SyntheticClip) -> list[str]:
     names = [f"{t:05d}" for t in range(len(clip.frames))]
     image_dir = root / split / "JPEGImages" / vid
@@ -85,9 +69,7 @@ def _write_clip(root: Path, split: str, vid: str, clip: SyntheticClip) -> list[s
     label_dir.mkdir(parents=True)
     for t, name in enumerate(names):
         Image.fromarray(clip.frames[t]).save(image_dir / f"{name}.jpg", quality=JPEG_QUALITY)
-        label = Image.fromarray(clip.labels[t])
-        label.putpalette(_PALETTE)  # an "L" image given a palette becomes "P" with its indices unchanged
-        label.save(label_dir / f"{name}.png")
+        write_label_png(label_dir / f"{name}.png", clip.labels[t])
     return names
 
 
