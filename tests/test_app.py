@@ -74,17 +74,18 @@ def test_inspector_refuses_folders_that_are_not_results(app, tmp_path):
     assert app.show_frame("/etc", 0) == (None, None, None, None)
 
 
-def test_failed_run_leaves_no_folder_behind(app, video, monkeypatch):
+def test_failed_run_leaves_no_folder_behind(app, video, monkeypatch, tmp_path):
     from mpg_sam2.app import requests
 
     def broken_export(*args, **kwargs):
         raise OSError("disk full")
 
+    # A folder of its own: other runs on this machine write to the shared temp folder meanwhile.
+    monkeypatch.setattr(requests, "OUTPUT_ROOT", tmp_path / "outputs")
     monkeypatch.setattr(requests, "export_segmentation", broken_export)
-    before = set(requests.OUTPUT_ROOT.iterdir()) if requests.OUTPUT_ROOT.exists() else set()
     with pytest.raises(gr.Error, match="disk full"):
         app.segment(str(video), "the black dog", app.MODELS[0].source, 3, 0, 0.5, [], progress=None)
-    assert set(requests.OUTPUT_ROOT.iterdir()) == before
+    assert not requests.OUTPUT_ROOT.exists() or not any(requests.OUTPUT_ROOT.iterdir())
 
 
 def test_old_outputs_are_cleaned(tmp_path, monkeypatch):
