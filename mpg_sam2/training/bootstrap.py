@@ -13,9 +13,10 @@ order of precedence:
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import torch
 
@@ -23,7 +24,7 @@ from mpg_sam2.config import MPGSAM2Config, get_preset
 from mpg_sam2.model.mpg_sam2 import MPGSAM2
 from mpg_sam2.tokenizer import ReferringTokenizer, load_tokenizer
 from mpg_sam2.training.ablations import with_ablations
-from mpg_sam2.training.checkpointing import latest_checkpoint
+from mpg_sam2.training.checkpointing import TRAINING_ARGS_FILE, latest_checkpoint
 from mpg_sam2.training.distributed import DistributedContext
 from mpg_sam2.training.train_config import TrainConfig
 
@@ -40,6 +41,7 @@ class RunStart:
     model: MPGSAM2
     resume_dir: Path | None  # the checkpoint to load weights and optimizer state from
     sam2_trained: bool  # SAM 2's weights are trained ones (a resumed run counts as trained)
+    previous_args: dict[str, Any] = field(default_factory=dict)  # the resumed run's training_args.json
     notes: list[str] = field(default_factory=list)
 
 
@@ -59,7 +61,10 @@ def start_run(config: TrainConfig, context: DistributedContext, say: Callable[[s
     sam2_trained = True
     if resume_dir is None:
         sam2_trained = _initialise(model, config, init_state, say)
-    return RunStart(tokenizer, model, resume_dir, sam2_trained, notes)
+    previous_args = {}
+    if resume_dir is not None and (resume_dir / TRAINING_ARGS_FILE).is_file():
+        previous_args = json.loads((resume_dir / TRAINING_ARGS_FILE).read_text(encoding="utf-8"))
+    return RunStart(tokenizer, model, resume_dir, sam2_trained, previous_args, notes)
 
 
 def _tokenizer(config: TrainConfig, resume_dir: Path | None, context: DistributedContext, notes: list[str]) -> ReferringTokenizer:

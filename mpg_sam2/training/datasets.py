@@ -30,7 +30,6 @@ __all__ = [
     "ClipEntry",
     "ClipGroups",
     "TrainingClip",
-    "collate_clips",
     "collate_groups",
     "entries_from_refcoco",
     "entries_from_videos",
@@ -210,11 +209,6 @@ class ClipDataset(torch.utils.data.Dataset):
         )
 
 
-def collate_clips(clips: list[TrainingClip]) -> list[TrainingClip]:
-    """Clips differ in frame count and caption length: a batch is a list."""
-    return clips
-
-
 class ClipGroups(torch.utils.data.Dataset):
     """Map-style dataset indexed by ``(group index, draw)``: the clips of every entry of a group,
     all drawn with the same ``draw`` (the same frames, flip and jitter).
@@ -238,5 +232,6 @@ class ClipGroups(torch.utils.data.Dataset):
 
 
 def collate_groups(groups: list[list[TrainingClip]]) -> list[TrainingClip]:
-    """A batch of groups is the list of all their clips."""
+    """A batch of groups is the list of all their clips (they differ in frame count and caption
+    length, so a batch is a list, not a stacked tensor)."""
     return [clip for group in groups for clip in group]

@@ -10,7 +10,6 @@ checkpoints, resume) the same way for every objective.
 """
 from __future__ import annotations
 
-import json
 from abc import ABC, abstractmethod
 from typing import Any, ClassVar, Sequence
 
@@ -21,7 +20,6 @@ from mpg_sam2.config import MPGSAM2Config
 from mpg_sam2.model.mpg_sam2 import MPGSAM2
 from mpg_sam2.tokenizer import ReferringTokenizer
 from mpg_sam2.training.bootstrap import RunStart
-from mpg_sam2.training.checkpointing import TRAINING_ARGS_FILE
 from mpg_sam2.training.datasets import ClipEntry
 from mpg_sam2.training.forward import TrainingForward
 from mpg_sam2.training.losses import LossWeights
@@ -92,9 +90,7 @@ class ReferringObjective(Objective):
         for name, flag in (("object_score", "object_score_loss"), ("prior", "prior_loss")):
             weight = getattr(config, flag)
             if weight is None and start.resume_dir is not None:
-                path = start.resume_dir / TRAINING_ARGS_FILE
-                previous = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
-                weight = previous.get(flag, 0.0)
+                weight = start.previous_args.get(flag, 0.0)
             if weight is None:
                 weight = 0.0 if start.sam2_trained else 1.0
                 if weight:

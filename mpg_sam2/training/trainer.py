@@ -29,7 +29,6 @@ import torch
 from mpg_sam2.training.augment import AugmentConfig
 from mpg_sam2.training.bootstrap import start_run
 from mpg_sam2.training.checkpointing import (
-    TRAINING_ARGS_FILE,
     TrainingState,
     checkpoint_name,
     load_checkpoint,
@@ -92,10 +91,9 @@ class Trainer:
         start = start_run(self.config, self.context, self._say)
         self.tokenizer, self.model, self._resume_dir = start.tokenizer, start.model, start.resume_dir
         self.notes += start.notes
-        if start.resume_dir is not None:
-            path = start.resume_dir / TRAINING_ARGS_FILE
-            previous = json.loads(path.read_text(encoding="utf-8")).get("objective", "referring") if path.is_file() else None
-            if previous not in (None, self.objective.name):
+        if start.previous_args:
+            previous = start.previous_args.get("objective", "referring")  # older checkpoints: the full training
+            if previous != self.objective.name:
                 raise ValueError(f"{start.resume_dir} was trained on the {previous} objective, not {self.objective.name}; "
                                  "resume it with the command that started it, or start from its weights with --init-from")
         self.notes += self.objective.prepare(self.config, start)
