@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from mpg_sam2.app.models import BUNDLED_MODEL
-from mpg_sam2.training import offline_model
+from mpg_sam2.training import offline_card, offline_model, offline_recipe
 
 # Other CPUs may round differently and flip a few boundary pixels; over ~45 expressions that moves
 # J&F by far less than this.
@@ -24,11 +24,11 @@ JF_TOLERANCE = 0.01
 
 @pytest.fixture()
 def toy_scale(monkeypatch):
-    monkeypatch.setattr(offline_model, "DATA", {"seed": 0, "train": 2, "val": 1, "test": 1})
-    monkeypatch.setattr(offline_model, "REGRESSION_SET", {"seed": 1, "test": 1})
-    monkeypatch.setattr(offline_model, "RECIPE", {**offline_model.RECIPE, "frames": 2, "val_every": 0, "save_every": 1})
-    stage = {**offline_model.WARMUP_STAGES[0], "steps": 2, "batch_size": 1, "val_every": 0}
-    monkeypatch.setattr(offline_model, "WARMUP_STAGES", [stage, {**stage, "steps": 1, "seed": 1}])
+    monkeypatch.setattr(offline_recipe, "DATA", {"seed": 0, "train": 2, "val": 1, "test": 1})
+    monkeypatch.setattr(offline_recipe, "REGRESSION_SET", {"seed": 1, "test": 1})
+    monkeypatch.setattr(offline_recipe, "RECIPE", {**offline_recipe.RECIPE, "frames": 2, "val_every": 0, "save_every": 1})
+    stage = {**offline_recipe.WARMUP_STAGES[0], "steps": 2, "batch_size": 1, "val_every": 0}
+    monkeypatch.setattr(offline_recipe, "WARMUP_STAGES", [stage, {**stage, "steps": 1, "seed": 1}])
 
 
 def test_offline_model_end_to_end_at_toy_scale(toy_scale, tmp_path, monkeypatch):
@@ -44,17 +44,18 @@ def test_offline_model_end_to_end_at_toy_scale(toy_scale, tmp_path, monkeypatch)
     assert (out / "model.safetensors").stat().st_size <= 25 * 2**20
     assert not (out / "training_state.pt").exists()
     # Every run starts from the warm-up checkpoint.
-    warm = tmp_path / "work" / "prior_warmup" / "stage-2" / "final"
-    second_stage = json.loads((warm / "prior_warmup_args.json").read_text())
-    assert second_stage["init_from"] == str(tmp_path / "work" / "prior_warmup" / "stage-1" / "final")
-    for name in offline_model.ABLATIONS:
+    warm = tmp_path / "work" / "prior_warmup" / "stage-2" / "step-000001"
+    second_stage = json.loads((warm / "training_args.json").read_text())
+    assert second_stage["objective"] == "prior"
+    assert second_stage["init_from"] == str(tmp_path / "work" / "prior_warmup" / "stage-1" / "step-000002")
+    for name in offline_recipe.ABLATIONS:
         args = json.loads((tmp_path / "work" / name / "step-000001" / "training_args.json").read_text())
         assert args["init_from"] == str(warm)
     # Each ablation row was trained with its switches and scored at the ablation budget.
-    for name, (no_prior, no_agg) in offline_model.ABLATIONS.items():
+    for name, (no_prior, no_agg) in offline_recipe.ABLATIONS.items():
         config = load_pretrained(tmp_path / "work" / name / "step-000001", load_tokenizer_files=False).model.config
         assert config.mask_prior.dense_prompt is not no_prior and config.aggregator.enabled is not no_agg
-    assert set(report.ablations) == set(offline_model.ABLATIONS)
+    assert set(report.ablations) == set(offline_recipe.ABLATIONS)
 
     evaluation = json.loads((out / "evaluation.json").read_text())
     card = (out / "README.md").read_text()
@@ -69,7 +70,7 @@ def test_offline_model_end_to_end_at_toy_scale(toy_scale, tmp_path, monkeypatch)
     for name, row in evaluation["test"].items():
         assert f"| {name} | {row['expressions']} | {row['J']:.3f} | {row['F']:.3f} | {row['J&F']:.3f} |" in card
     assert "`CMD`" in card and f"J&F {report.regression.jf:.3f}" in card
-    assert offline_model._verdict(report) in card
+    assert offline_card.verdict(report) in card
 
     # A second call finds every run finished and every checkpoint scored: it trains and segments nothing.
     stamp = (tmp_path / "work" / "main" / "log.jsonl").stat().st_mtime_ns
@@ -91,8 +92,8 @@ def test_verdict_names_the_expression_types_still_at_the_random_object_level():
                 "time": MeanScores(0, 0, time, 4)}
 
     def verdict(test):
-        report = offline_model.OfflineModelReport(5, 5, {5: 0.5}, 0, 0, test, rows(0.35, 0.38, 0.30), MeanScores(0, 0, 0, 1))
-        return offline_model._verdict(report)
+        report = offline_card.OfflineModelReport(5, 5, {5: 0.5}, 0, 0, test, rows(0.35, 0.38, 0.30), MeanScores(0, 0, 0, 1))
+        return offline_card.verdict(report)
 
     assert "does not understand the sentence" in verdict(rows(0.39, 0.45, 0.30))
     reads = verdict(rows(0.45, 0.60, 0.33))
@@ -110,12 +111,14 @@ def test_offline_model_refuses_a_work_folder_with_another_dataset(tmp_path):
 
 
 def test_offline_model_refuses_a_warm_up_with_other_settings(tmp_path):
-    finals = [tmp_path / "prior_warmup" / f"stage-{n}" / "final" for n in range(1, len(offline_model.WARMUP_STAGES) + 1)]
-    for final, stage in zip(finals, offline_model.WARMUP_STAGES):
+    stages = offline_recipe.WARMUP_STAGES
+    finals = [tmp_path / "prior_warmup" / f"stage-{n}" / f"step-{stage['steps']:06d}" for n, stage in enumerate(stages, 1)]
+    for final, stage in zip(finals, stages):
         final.mkdir(parents=True)
-        (final / "prior_warmup_args.json").write_text(json.dumps({**stage, "out": "elsewhere"}))
+        (final / "training_state.pt").touch()  # a complete checkpoint
+        (final / "training_args.json").write_text(json.dumps({**stage, "out": "elsewhere"}))
     assert offline_model._warm_up(tmp_path / "data", tmp_path / "prior_warmup") == finals[-1]
-    (finals[-1] / "prior_warmup_args.json").write_text(json.dumps({**offline_model.WARMUP_STAGES[-1], "lr": 1.0}))
+    (finals[-1] / "training_args.json").write_text(json.dumps({**stages[-1], "lr": 1.0}))
     with pytest.raises(ValueError, match="other settings.*'lr': 1.0"):
         offline_model._warm_up(tmp_path / "data", tmp_path / "prior_warmup")
 
@@ -144,8 +147,8 @@ def test_bundle_is_small_loadable_and_the_full_model(evaluation):
     assert pretrained.tokenizer is not None
     assert ablation_name(pretrained.model.config) == "MPG+HGA"
     assert sum(p.numel() for p in pretrained.model.parameters()) < 6_000_000
-    assert evaluation["data"] == offline_model.DATA and evaluation["recipe"] == offline_model.RECIPE
-    assert evaluation["warmup_stages"] == offline_model.WARMUP_STAGES
+    assert evaluation["data"] == offline_recipe.DATA and evaluation["recipe"] == offline_recipe.RECIPE
+    assert evaluation["warmup_stages"] == offline_recipe.WARMUP_STAGES
 
 
 def test_model_card_states_the_evaluated_numbers(evaluation):
@@ -155,7 +158,7 @@ def test_model_card_states_the_evaluated_numbers(evaluation):
         for name, row in evaluation[section].items():
             assert f"| {name} | {row['expressions']} | {row['J']:.3f} | {row['F']:.3f} | {row['J&F']:.3f} |" in card
     assert f"J&F {evaluation['regression_set']['J&F']:.3f}" in card
-    assert set(evaluation["ablations"]) == set(offline_model.ABLATIONS)
+    assert set(evaluation["ablations"]) == set(offline_recipe.ABLATIONS)
     assert "python -m mpg_sam2.training.offline_model" in card
 
 
@@ -191,7 +194,7 @@ def test_bundled_model_reaches_its_stated_jf_on_freshly_generated_clips(evaluati
     from mpg_sam2.pretrained import load_pretrained
 
     stated = evaluation["regression_set"]
-    assert {k: stated[k] for k in offline_model.REGRESSION_SET} == offline_model.REGRESSION_SET
+    assert {k: stated[k] for k in offline_recipe.REGRESSION_SET} == offline_recipe.REGRESSION_SET
     root = offline_model.regression_dataset(tmp_path / "regression")
     pretrained = load_pretrained(BUNDLED_MODEL)
     summary = summarize(score_expressions(pretrained.model, pretrained.tokenizer, load_synthetic(root, "test"))).overall

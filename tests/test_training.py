@@ -456,14 +456,15 @@ def test_caption_effect_is_zero_for_one_caption_and_positive_for_two():
 
 def test_prior_warmup_trains_only_the_grounding_path_and_feeds_init_from(synthetic_root, tmp_path):
     from mpg_sam2.pretrained import load_pretrained
-    from mpg_sam2.training.prior_warmup import PriorWarmupConfig, warm_up_prior
-    from mpg_sam2.training.trainer import TrainConfig, train
+    from mpg_sam2.training.prior_warmup import warm_up_prior
+    from mpg_sam2.training.train_config import TrainConfig
+    from mpg_sam2.training.trainer import train
 
-    config = PriorWarmupConfig(data=synthetic_root, out=tmp_path / "warm", steps=12, batch_size=2, frames=2, lr=2e-3,
-                               val_every=12, val_expressions=1, threads=1, seed=4, model_config=CONFIG)
-    final = warm_up_prior(config, log=lambda line: None)
+    final = warm_up_prior(synthetic_root, tmp_path / "warm", steps=12, batch_size=2, frames=2, lr=2e-3, val_every=12,
+                          val_expressions=1, threads=1, seed=4, model_config=CONFIG, log=lambda line: None)
+    assert final == tmp_path / "warm" / "step-000012"
     log = [json.loads(line) for line in (tmp_path / "warm" / "log.jsonl").read_text().splitlines()]
-    assert len(log) == 12 and "val_prior_iou" in log[-1] and log[-1]["val_caption_effect"] >= 0
+    assert len(log) == 12 and "prior_iou" in log[-1]["val"] and log[-1]["val"]["caption_effect"] >= 0
     assert np.mean([r["loss"] for r in log[-3:]]) < np.mean([r["loss"] for r in log[:3]])
 
     warmed = load_pretrained(final).model
@@ -483,17 +484,24 @@ def test_prior_warmup_trains_only_the_grounding_path_and_feeds_init_from(synthet
 
 def test_prior_warmup_continues_from_a_checkpoint(synthetic_root, tmp_path):
     from mpg_sam2.pretrained import load_pretrained
-    from mpg_sam2.training.prior_warmup import PriorWarmupConfig, warm_up_prior
+    from mpg_sam2.training.prior_warmup import warm_up_prior
 
-    settings = dict(data=synthetic_root, steps=2, batch_size=1, frames=2, val_every=0, threads=1, model_config=CONFIG)
-    first = warm_up_prior(PriorWarmupConfig(out=tmp_path / "first", lr=2e-3, seed=4, **settings), log=lambda line: None)
+    settings = dict(data=synthetic_root, steps=2, batch_size=1, frames=2, val_every=0, threads=1, model_config=CONFIG,
+                    log=lambda line: None)
+    first = warm_up_prior(out=tmp_path / "first", lr=2e-3, seed=4, **settings)
     # With lr 0 the second stage must hand back exactly what it started from, tokenizer included.
-    second = warm_up_prior(PriorWarmupConfig(out=tmp_path / "second", lr=0.0, seed=5, init_from=first, **settings),
-                           log=lambda line: None)
+    second = warm_up_prior(out=tmp_path / "second", lr=0.0, seed=5, init_from=first, **settings)
     before, after = load_pretrained(first), load_pretrained(second)
     for name, value in after.model.state_dict().items():
         assert torch.equal(value, before.model.state_dict()[name]), name
     caption = "the small red circle moving left"
     assert torch.equal(after.tokenizer.encode(caption).input_ids, before.tokenizer.encode(caption).input_ids)
     assert not (tmp_path / "second" / "tokenizer").exists()
-    assert json.loads((second / "prior_warmup_args.json").read_text())["init_from"] == str(first)
+    args = json.loads((second / "training_args.json").read_text())
+    assert args["init_from"] == str(first) and args["objective"] == "prior" and args["by_video"] is True
+    # The full training resumes only runs of its own objective.
+    from mpg_sam2.training.train_config import TrainConfig
+    from mpg_sam2.training.trainer import Trainer
+
+    with pytest.raises(ValueError, match="trained on the prior objective"):
+        Trainer(TrainConfig(data=synthetic_root, out=tmp_path / "full", resume=second, threads=1), log=lambda line: None)

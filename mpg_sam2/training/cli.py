@@ -85,7 +85,8 @@ def add_train_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from mpg_sam2.training.trainer import TrainConfig, train
+    from mpg_sam2.training.train_config import TrainConfig
+    from mpg_sam2.training.trainer import train
 
     config = TrainConfig(
         data=args.data, out=args.out, dataset=args.dataset, preset=args.preset, steps=args.steps,

@@ -28,8 +28,9 @@ __all__ = [
     "DATASETS",
     "ClipDataset",
     "ClipEntry",
+    "ClipGroups",
     "TrainingClip",
-    "collate_clips",
+    "collate_groups",
     "entries_from_refcoco",
     "entries_from_videos",
     "load_entries",
@@ -208,6 +209,29 @@ class ClipDataset(torch.utils.data.Dataset):
         )
 
 
-def collate_clips(clips: list[TrainingClip]) -> list[TrainingClip]:
-    """Clips differ in frame count and caption length: a batch is a list."""
-    return clips
+class ClipGroups(torch.utils.data.Dataset):
+    """Map-style dataset indexed by ``(group index, draw)``: the clips of every entry of a group,
+    all drawn with the same ``draw`` (the same frames, flip and jitter).
+
+    Groups of one entry give :class:`ClipDataset`'s clips; the prior warm-up groups a video's
+    expressions, so a prior that ignores the caption can fit at most one of them.
+    """
+
+    def __init__(self, clips: ClipDataset, groups: Sequence[Sequence[int]]) -> None:
+        if not groups or not all(groups):
+            raise ValueError("every group needs at least one entry, and there must be a group")
+        self.clips = clips
+        self.groups = [list(group) for group in groups]
+
+    def __len__(self) -> int:
+        return len(self.groups)
+
+    def __getitem__(self, key: tuple[int, int]) -> list[TrainingClip]:
+        group, draw = key
+        return [self.clips[(index, draw)] for index in self.groups[group]]
+
+
+def collate_groups(groups: list[list[TrainingClip]]) -> list[TrainingClip]:
+    """A batch of groups is the list of all their clips (they differ in frame count and caption
+    length, so a batch is a list, not a stacked tensor)."""
+    return [clip for group in groups for clip in group]

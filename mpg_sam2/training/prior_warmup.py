@@ -19,57 +19,48 @@ Data flow of one step::
     -> mask prior generator (space-time attention over the T frames) -> prior logits [T, g, g]
     -> mask_prior_loss vs targets [T, S, S] -> AdamW on beit3.* and mask_prior_generator.*
 
-The saved checkpoint is a whole model (SAM 2 at the random initialisation the same seed gives a
-from-scratch run) with its tokenizer, in the format ``load_pretrained`` reads.
+:class:`PriorObjective` is that step for the one training loop (:mod:`mpg_sam2.training.trainer`),
+which also writes the log and the checkpoint: ``OUT/step-NNNNNN``, a whole model (SAM 2 at the
+random initialisation the same seed gives a from-scratch run) with its tokenizer, in the format
+``load_pretrained`` reads, and this stage's settings in its ``training_args.json``.
 """
 from __future__ import annotations
 
 import argparse
-import json
-import time
-from dataclasses import asdict, dataclass
+import dataclasses
 from pathlib import Path
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
+from torch import nn
 
-from mpg_sam2.config import MPGSAM2Config, get_preset
+from mpg_sam2.config import MPGSAM2Config
 from mpg_sam2.model.mpg_sam2 import MPGSAM2
+from mpg_sam2.tokenizer import ReferringTokenizer
 from mpg_sam2.training.augment import AugmentConfig
-from mpg_sam2.training.datasets import ClipDataset, TrainingClip, load_entries
+from mpg_sam2.training.datasets import ClipDataset, ClipEntry, TrainingClip, load_entries
 from mpg_sam2.training.losses import mask_prior_loss
+from mpg_sam2.training.objectives import Objective
+from mpg_sam2.training.train_config import TrainConfig
 
-__all__ = ["PriorWarmupConfig", "prior_iou", "warm_up_prior", "main"]
+__all__ = ["WARMUP_DEFAULTS", "PriorObjective", "caption_effect", "main", "prior_iou", "warm_up_prior"]
 
 TRAINED_PREFIXES = ("beit3.", "mask_prior_generator.")
-
-
-@dataclass
-class PriorWarmupConfig:
-    data: Path
-    out: Path
-    dataset: str = "synthetic"
-    preset: str = "nano"
-    steps: int = 3000
-    batch_size: int = 8
-    frames: int = 4
-    lr: float = 5e-4
-    weight_decay: float = 5e-4
-    grad_clip: float = 1.0
-    seed: int = 0
-    threads: int | None = None
-    val_every: int = 500
-    val_expressions: int = 80
-    tokenizer_vocab_size: int = 100
-    # Batches of whole videos: every expression of a video on the same frames and augmentation.
-    # A prior that ignores the caption then fits at most one of them, and the pairs' differences
-    # are a low-noise signal for the text; without it the network learns to ignore the text
-    # before it learns to read it (batch_size then counts videos).
-    by_video: bool = True
-    # A checkpoint folder to continue from (its weights and tokenizer; fresh optimizer state),
-    # e.g. an earlier warm-up stage. None: random weights of ``seed``.
-    init_from: Path | None = None
-    model_config: MPGSAM2Config | None = None  # instead of the preset (Python API only)
+# The warm-up's settings where they differ from a full training run's (TrainConfig): larger
+# batches, a higher rate and looser clipping for the two small modules; float32 on the CPU.
+WARMUP_DEFAULTS: dict[str, Any] = {
+    "steps": 3000,
+    "batch_size": 8,
+    "frames": 4,
+    "lr": 5e-4,
+    "grad_clip": 1.0,
+    "val_every": 500,
+    "val_expressions": 80,
+    "log_every": 100,
+    "device": "cpu",
+    "precision": "fp32",
+}
 
 
 def _prior_logits(model: MPGSAM2, clips: list[TrainingClip]) -> list[torch.Tensor]:
@@ -125,77 +116,91 @@ def caption_effect(model: MPGSAM2, clips: list[TrainingClip]) -> float:
     return float(torch.stack(effects).mean()) if effects else 0.0
 
 
-def warm_up_prior(config: PriorWarmupConfig, log=print) -> Path:
-    """Train BEiT-3 + the mask prior generator; returns the checkpoint folder (``config.out``/final)."""
-    from mpg_sam2.pretrained import save_pretrained
-    from mpg_sam2.tokenizer import load_tokenizer
-    from mpg_sam2.training.tokenizer_training import train_tokenizer
+class PriorForward(nn.Module):
+    """``forward(clips, num_valid) -> {"loss"}``: the mean prior loss over the clips (``num_valid`` unused)."""
 
-    if config.threads:
-        torch.set_num_threads(config.threads)
-    out = Path(config.out)
-    out.mkdir(parents=True, exist_ok=True)
-    if config.init_from is not None:
-        from mpg_sam2.pretrained import load_pretrained
+    def __init__(self, model: MPGSAM2, autocast_dtype: torch.dtype | None = None) -> None:
+        super().__init__()
+        self.model = model
+        self.autocast_dtype = autocast_dtype
 
-        pretrained = load_pretrained(config.init_from)
-        if pretrained.tokenizer is None:
-            raise ValueError(f"{config.init_from} has no tokenizer files; a warm-up continues only from a full checkpoint")
-        model, tokenizer = pretrained.model.train(), pretrained.tokenizer
-        model_config = model.config
-    else:
-        tokenizer_dir = out / "tokenizer"
-        if not (tokenizer_dir / "tokenizer.json").is_file():
-            train_tokenizer(tokenizer_dir, vocab_size=config.tokenizer_vocab_size)
-        tokenizer = load_tokenizer(tokenizer_dir)
-        model_config = config.model_config or get_preset(config.preset)
-        torch.manual_seed(config.seed)  # the same initial weights as a from-scratch run of this seed
-        model = MPGSAM2(model_config).train()
-    params = [p for n, p in model.named_parameters() if n.startswith(TRAINED_PREFIXES)]
-    optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+    def forward(self, clips: list[TrainingClip], num_valid: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        clips = [c.to(self.model.device) for c in clips]
+        with self.model.autocast(self.autocast_dtype):
+            logits = _prior_logits(self.model, clips)
+        loss = torch.stack([mask_prior_loss(x.float(), c.targets) for x, c in zip(logits, clips)]).mean()
+        return {"loss": loss}
 
-    sizes = (model_config.sam2.image_size, model_config.beit3.image_size)
-    train_set = ClipDataset(load_entries(config.dataset, config.data), tokenizer, *sizes, config.frames, seed=config.seed)
-    val_entries = load_entries(config.dataset, config.data, "valid")[: config.val_expressions]
-    val_set = ClipDataset(val_entries, tokenizer, *sizes, config.frames, augment=AugmentConfig.none(), seed=config.seed)
-    val_clips = [val_set[(i, i)] for i in range(len(val_entries))]
-    groups: dict[str, list[int]] = {}
-    for index, entry in enumerate(train_set.entries):
-        groups.setdefault(entry.key.split("/")[0] if config.by_video else entry.key, []).append(index)
-    units = list(groups.values())  # what one draw covers: a video's expressions, or one expression
 
-    log_path = out / "log.jsonl"
-    log_path.write_text("", encoding="utf-8")
-    unit_order = np.random.default_rng(config.seed).permutation(len(units))
-    draw = 0
-    start = time.perf_counter()
-    for step in range(1, config.steps + 1):
-        clips = []
-        for _ in range(config.batch_size):
-            epoch, position = divmod(draw, len(units))
-            if position == 0 and epoch > 0:
-                unit_order = np.random.default_rng([config.seed, epoch]).permutation(len(units))
-            # One draw id per unit: the same frames, flip and jitter for all its expressions.
-            clips.extend(train_set[(index, draw)] for index in units[unit_order[position]])
-            draw += 1
-        logits = _prior_logits(model, clips)
-        loss = torch.stack([mask_prior_loss(x, c.targets) for x, c in zip(logits, clips)]).mean()
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, config.grad_clip)
-        optimizer.step()
-        record = {"step": step, "loss": loss.item(), "seconds": time.perf_counter() - start}
-        if config.val_every and (step % config.val_every == 0 or step == config.steps):
-            record["val_prior_iou"] = prior_iou(model, val_clips)
-            record["val_caption_effect"] = caption_effect(model, val_clips)
-            log(f"step {step}: prior loss {loss.item():.4f}, validation prior IoU {record['val_prior_iou']:.3f}, "
-                f"caption effect {record['val_caption_effect']:.4f} ({record['seconds']:.0f} s)")
-        with open(log_path, "a", encoding="utf-8") as f:
-            f.write(json.dumps(record) + "\n")
-    final = save_pretrained(model.eval(), out / "final", tokenizer, overwrite=True)
-    args = {k: str(v) if isinstance(v, Path) else v for k, v in asdict(config).items() if k != "model_config"}
-    (final / "prior_warmup_args.json").write_text(json.dumps(args, indent=1) + "\n", encoding="utf-8")
-    return final
+class PriorObjective(Objective):
+    """BEiT-3 and the mask prior generator on the prior loss, one AdamW group.
+
+    ``by_video``: batches of whole videos, every expression of a video on the same frames and
+    augmentation (``batch_size`` then counts videos). A prior that ignores the caption then fits
+    at most one of them, and the pairs' differences are a low-noise signal for the text; without
+    it the network learns to ignore the text before it learns to read it.
+    """
+
+    name = "prior"
+
+    def __init__(self, by_video: bool = True) -> None:
+        self.by_video = by_video
+        self._val_clips: list[TrainingClip] = []
+
+    def build_optimizer(self, model: MPGSAM2, config: TrainConfig) -> torch.optim.Optimizer:
+        params = [p for n, p in model.named_parameters() if n.startswith(TRAINED_PREFIXES)]
+        group = {"name": "grounding", "params": params, "lr": config.base_lr, "weight_decay": config.weight_decay}
+        return torch.optim.AdamW([group], lr=config.base_lr, weight_decay=config.weight_decay)
+
+    def learning_rates(self, config: TrainConfig) -> dict[str, float]:
+        return {"grounding": config.base_lr}
+
+    def groups(self, entries: Sequence[ClipEntry]) -> list[list[int]]:
+        if not self.by_video:
+            return super().groups(entries)
+        by_video: dict[str, list[int]] = {}
+        for index, entry in enumerate(entries):
+            by_video.setdefault(entry.key.split("/")[0], []).append(index)
+        return list(by_video.values())
+
+    def forward_module(self, model: MPGSAM2, autocast_dtype: torch.dtype | None) -> nn.Module:
+        return PriorForward(model, autocast_dtype)
+
+    def load_validation(self, config: TrainConfig, tokenizer: ReferringTokenizer, model_config: MPGSAM2Config) -> str | None:
+        entries = load_entries(config.dataset, config.data, "valid")[: config.val_expressions]
+        sizes = (model_config.sam2.image_size, model_config.beit3.image_size)
+        clips = ClipDataset(entries, tokenizer, *sizes, config.frames, augment=AugmentConfig.none(), seed=config.seed)
+        self._val_clips = [clips[(i, i)] for i in range(len(entries))]
+        return None
+
+    def validate(self, model: MPGSAM2, tokenizer: ReferringTokenizer, autocast_dtype: torch.dtype | None) -> dict[str, float] | None:
+        if not self._val_clips:
+            return None
+        return {"prior_iou": prior_iou(model, self._val_clips), "caption_effect": caption_effect(model, self._val_clips)}
+
+    def describe_validation(self, scores: dict[str, float]) -> str:
+        return f"validation prior IoU {scores['prior_iou']:.3f}, caption effect {scores['caption_effect']:.4f}"
+
+    def summary(self, config: TrainConfig) -> str:
+        unit = "whole videos" if self.by_video else "expressions"
+        return f"batches of {unit}, BEiT-3 + mask prior generator on the prior loss, lr {config.base_lr:g}"
+
+    def training_args(self, config: TrainConfig) -> dict[str, Any]:
+        return {**config.to_json(), "by_video": self.by_video}
+
+
+def warm_up_prior(data: str | Path, out: str | Path, *, by_video: bool = True, log: Callable[[str], None] | None = None,
+                  **settings: Any) -> Path:
+    """Train BEiT-3 + the mask prior generator; returns the checkpoint folder (``out``/step-NNNNNN).
+
+    ``settings`` are :class:`TrainConfig` fields over :data:`WARMUP_DEFAULTS`, e.g. ``steps``,
+    ``lr``, ``init_from`` (a checkpoint to continue from: its weights and tokenizer, a fresh
+    optimizer) or ``model_config`` (instead of the preset).
+    """
+    from mpg_sam2.training.trainer import train
+
+    config = TrainConfig(data=Path(data), out=Path(out), **{**WARMUP_DEFAULTS, **settings})
+    return train(config, log, PriorObjective(by_video)).checkpoint
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -203,17 +208,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, required=True)
     parser.add_argument("--dataset", default="synthetic", choices=["synthetic", "ref-youtube-vos", "mevis"])
     parser.add_argument("--out", type=Path, required=True)
-    defaults = PriorWarmupConfig(data=Path(), out=Path())
+    defaults = {**dataclasses.asdict(TrainConfig(data=Path(), out=Path())), **WARMUP_DEFAULTS}
     for name in ("preset", "steps", "batch_size", "frames", "lr", "weight_decay", "grad_clip", "seed", "threads",
-                 "val_every", "val_expressions"):
-        default = getattr(defaults, name)
+                 "val_every", "val_expressions", "log_every"):
+        default = defaults[name]
         parser.add_argument(f"--{name.replace('_', '-')}", type=type(default) if default is not None else int, default=default)
     parser.add_argument("--init-from", type=Path, default=None,
-                        help="checkpoint folder to continue from (e.g. an earlier warm-up's final/)")
+                        help="checkpoint folder to continue from (e.g. an earlier warm-up's step-NNNNNN/)")
     parser.add_argument("--no-by-video", dest="by_video", action="store_false",
                         help="batches of independent expressions instead of whole videos")
     args = parser.parse_args(argv)
-    final = warm_up_prior(PriorWarmupConfig(**vars(args)))
+    final = warm_up_prior(**vars(args))
     print(f"checkpoint: {final}")
     return 0
 

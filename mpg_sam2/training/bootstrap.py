@@ -1,0 +1,131 @@
+"""What a training run starts from: its tokenizer, model configuration and initial weights.
+
+One place decides this for every objective (the full training and the prior warm-up), in this
+order of precedence:
+
+* tokenizer: ``--tokenizer``, else the files of the resumed or ``--init-from`` checkpoint, else
+  (synthetic data only) a small sentencepiece tokenizer trained into ``OUT/tokenizer``;
+* configuration: the resumed checkpoint's, else the ``--init-from`` checkpoint's, else
+  ``model_config`` (Python API) or the preset; the ablation switches are applied on top;
+* weights: the resumed checkpoint (loaded later with the optimizer state), else the
+  ``--init-from`` checkpoint, else the seed's random initialisation with the official SAM 2 /
+  BEiT-3 files (``--init-sam2``, ``--init-beit3``) loaded over it.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from mpg_sam2.config import MPGSAM2Config, get_preset
+from mpg_sam2.model.mpg_sam2 import MPGSAM2
+from mpg_sam2.tokenizer import ReferringTokenizer, load_tokenizer
+from mpg_sam2.training.ablations import with_ablations
+from mpg_sam2.training.checkpointing import TRAINING_ARGS_FILE, latest_checkpoint
+from mpg_sam2.training.distributed import DistributedContext
+from mpg_sam2.training.train_config import TrainConfig
+
+__all__ = ["RunStart", "start_run"]
+
+_TOKENIZER_FILES = ("sentencepiece.bpe.model", "tokenizer.json")
+
+
+@dataclass
+class RunStart:
+    """The model (on the CPU, initial weights loaded unless resuming) and what it came from."""
+
+    tokenizer: ReferringTokenizer
+    model: MPGSAM2
+    resume_dir: Path | None  # the checkpoint to load weights and optimizer state from
+    sam2_trained: bool  # SAM 2's weights are trained ones (a resumed run counts as trained)
+    previous_args: dict[str, Any] = field(default_factory=dict)  # the resumed run's training_args.json
+    notes: list[str] = field(default_factory=list)
+
+
+def start_run(config: TrainConfig, context: DistributedContext, say: Callable[[str], None]) -> RunStart:
+    """Tokenizer, configuration and initial weights of a run (see the module docstring)."""
+    notes: list[str] = []
+    resume_dir = latest_checkpoint(config.resume) if config.resume is not None else None
+    tokenizer = _tokenizer(config, resume_dir, context, notes)
+    model_config, init_state = _model_config(config, resume_dir)
+    if len(tokenizer) > model_config.beit3.vocab_size:
+        raise ValueError(
+            f"the tokenizer has {len(tokenizer)} ids but the model's text embedding has "
+            f"{model_config.beit3.vocab_size} rows; use a preset with a larger vocab_size or a smaller tokenizer"
+        )
+    torch.manual_seed(config.seed)
+    model = MPGSAM2(model_config)
+    sam2_trained = True
+    if resume_dir is None:
+        sam2_trained = _initialise(model, config, init_state, say)
+    previous_args = {}
+    if resume_dir is not None and (resume_dir / TRAINING_ARGS_FILE).is_file():
+        previous_args = json.loads((resume_dir / TRAINING_ARGS_FILE).read_text(encoding="utf-8"))
+    return RunStart(tokenizer, model, resume_dir, sam2_trained, previous_args, notes)
+
+
+def _tokenizer(config: TrainConfig, resume_dir: Path | None, context: DistributedContext, notes: list[str]) -> ReferringTokenizer:
+    if config.tokenizer is not None:
+        return load_tokenizer(config.tokenizer)
+    for checkpoint in (resume_dir, config.init_from):
+        if checkpoint is not None and any((checkpoint / name).is_file() for name in _TOKENIZER_FILES):
+            return load_tokenizer(checkpoint)
+    if config.dataset == "synthetic":
+        from mpg_sam2.training.tokenizer_training import train_tokenizer
+
+        folder = config.out / "tokenizer"
+        notes.append(f"trained a sentencepiece tokenizer on the synthetic vocabulary: {folder}")
+        if context.is_main:
+            train_tokenizer(folder, vocab_size=config.tokenizer_vocab_size)
+        context.barrier()
+        return load_tokenizer(folder)
+    raise ValueError(
+        f"--dataset {config.dataset} needs a tokenizer: pass --tokenizer DIR (BEiT-3's XLM-R sentencepiece "
+        "tokenizer, e.g. a released checkpoint's folder)"
+    )
+
+
+def _model_config(config: TrainConfig, resume_dir: Path | None) -> tuple[MPGSAM2Config, dict[str, torch.Tensor] | None]:
+    """The model configuration, and the ``--init-from`` weights when there are some."""
+    from mpg_sam2.checkpoint_io import read_config_json
+    from mpg_sam2.pretrained import load_pretrained
+
+    init_state = None
+    if resume_dir is not None:
+        model_config = MPGSAM2Config.from_dict(read_config_json(resume_dir))
+    elif config.init_from is not None:
+        # Ours or the authors' checkpoint format (renamed through the one table).
+        pretrained = load_pretrained(config.init_from, load_tokenizer_files=False)
+        model_config, init_state = pretrained.model.config, pretrained.model.state_dict()
+    else:
+        model_config = config.model_config or get_preset(config.preset)
+    # A resumed ablation keeps its switches (they are in its config.json) even without the flags.
+    return with_ablations(model_config, config.no_mask_prior, config.no_aggregator), init_state
+
+
+def _initialise(model: MPGSAM2, config: TrainConfig, init_state: dict[str, torch.Tensor] | None,
+                say: Callable[[str], None]) -> bool:
+    """Load initial weights into a new model; True when SAM 2's weights are trained ones."""
+    from mpg_sam2.training.init_weights import init_from_beit3, init_from_sam2, left_at_init
+
+    if init_state is not None:
+        from mpg_sam2.key_mapping import load_strict
+
+        load_strict(model, init_state)
+        say(f"initialised from {config.init_from}")
+        return True
+    reports = []
+    if config.init_sam2 is not None:
+        reports.append(init_from_sam2(model, config.init_sam2))
+    if config.init_beit3 is not None:
+        reports.append(init_from_beit3(model, config.init_beit3))
+    for report in reports:
+        say(f"initialised {report.summary()}")
+    if reports:
+        left = left_at_init(model, reports)
+        modules = sorted({".".join(name.split(".")[:2]) for name in left})
+        say(f"left at initialisation: {len(left)} tensors in {', '.join(modules)}")
+    return config.init_sam2 is not None

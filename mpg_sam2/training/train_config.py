@@ -1,0 +1,84 @@
+"""The settings of one training run: what ``python -m mpg_sam2 train`` fills from its flags.
+
+The same settings drive every objective the loop trains (:mod:`mpg_sam2.training.objectives`);
+the prior warm-up fills them from its own flags (:mod:`mpg_sam2.training.prior_warmup`).
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mpg_sam2.config import MPGSAM2Config
+from mpg_sam2.training.datasets import DATASETS
+from mpg_sam2.training.param_groups import STAGE_LEARNING_RATES
+
+__all__ = ["TrainConfig"]
+
+
+@dataclass
+class TrainConfig:
+    """Everything a run needs; ``python -m mpg_sam2 train`` fills it from its flags."""
+
+    data: Path
+    out: Path
+    dataset: str = "synthetic"
+    preset: str = "nano"
+    steps: int = 1000
+    batch_size: int = 1
+    frames: int = 5
+    accumulate: int = 1
+    stage: str = "finetune"  # "pretrain" (lr 1e-5) or "finetune" (lr 2e-6)
+    lr: float | None = None  # None: the stage's rate
+    lr_fusion: float = 5e-5
+    weight_decay: float = 5e-4
+    grad_clip: float = 0.1
+    authors_lr_groups: bool = False
+    train_image_encoder: bool = False  # not the paper's recipe; see OptimizerSettings
+    # None: 0 (the authors) when SAM 2 starts from trained weights, 1 when it starts from random.
+    object_score_loss: float | None = None
+    # None: 0 (the authors) when SAM 2 starts from trained weights, 1 when it starts from random.
+    prior_loss: float | None = None
+    augment: bool = True
+    resume: Path | None = None
+    init_from: Path | None = None  # model weights of a checkpoint directory (e.g. pre-training)
+    init_sam2: Path | None = None
+    init_beit3: Path | None = None
+    tokenizer: Path | None = None
+    tokenizer_vocab_size: int = 100
+    no_mask_prior: bool = False
+    no_aggregator: bool = False
+    val_every: int = 0
+    val_expressions: int = 16
+    val_split: str | None = None
+    save_every: int = 0  # 0: only at the end
+    keep_last: int = 3
+    log_every: int = 1
+    seed: int = 0
+    device: str = "auto"
+    precision: str = "auto"  # "auto" (bf16 on CUDA), "fp32" or "bf16"
+    num_workers: int = 0
+    threads: int | None = None  # torch CPU threads (None: torch's default)
+    model_config: MPGSAM2Config | None = None  # instead of the preset (Python API only; not recorded)
+
+    def __post_init__(self) -> None:
+        self.data, self.out = Path(self.data), Path(self.out)
+        if self.dataset not in DATASETS:
+            raise ValueError(f"--dataset must be one of {DATASETS}, got {self.dataset!r}")
+        if self.stage not in STAGE_LEARNING_RATES:
+            raise ValueError(f"--stage must be one of {sorted(STAGE_LEARNING_RATES)}, got {self.stage!r}")
+        for name in ("steps", "batch_size", "frames", "accumulate", "log_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
+        if self.precision not in ("auto", "fp32", "bf16"):
+            raise ValueError(f"--precision must be auto, fp32 or bf16, got {self.precision!r}")
+
+    @property
+    def base_lr(self) -> float:
+        return self.lr if self.lr is not None else STAGE_LEARNING_RATES[self.stage]
+
+    def to_json(self) -> dict[str, Any]:
+        """The flags as JSON values (paths as strings); ``model_config`` is in the checkpoint's config.json."""
+        fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "model_config"}
+        return {k: (str(v) if isinstance(v, Path) else v) for k, v in fields.items()}
