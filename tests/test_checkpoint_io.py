@@ -11,8 +11,11 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-import mpg_sam2.checkpoint_io as checkpoint_io
-from mpg_sam2.checkpoint_io import read_config_json, read_state_dict, resolve_checkpoint, write_checkpoint_dir
+from mpg_sam2.checkpoint import read_weights
+from mpg_sam2.checkpoint.files import read_config_json
+from mpg_sam2.checkpoint.hub import resolve_checkpoint
+from mpg_sam2.checkpoint.read_weights import read_state_dict
+from mpg_sam2.checkpoint.write_weights import write_checkpoint_dir
 
 
 def _random_state_dict(seed: int = 0) -> dict[str, torch.Tensor]:
@@ -88,8 +91,8 @@ def test_each_shard_is_read_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     sd = _random_state_dict()
     _write_torch_shards(tmp_path, sd)
     reads: list[str] = []
-    real = checkpoint_io._read_weights_file
-    monkeypatch.setattr(checkpoint_io, "_read_weights_file", lambda p: reads.append(p.name) or real(p))
+    real = read_weights._read_weights_file
+    monkeypatch.setattr(read_weights, "_read_weights_file", lambda p: reads.append(p.name) or real(p))
     read_state_dict(tmp_path)
     assert sorted(reads) == ["pytorch_model-00001-of-00002.bin", "pytorch_model-00002-of-00002.bin"]
 

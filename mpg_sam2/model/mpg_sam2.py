@@ -117,9 +117,3 @@ class MPGSAM2(nn.Module):
         device_type = self.device.type
         return lambda: torch.autocast(device_type=device_type, dtype=dtype)
 
-    @classmethod
-    def from_pretrained(cls, name_or_path: str, **kwargs) -> "MPGSAM2":
-        """Model only; see :func:`mpg_sam2.pretrained.load_pretrained` for the options."""
-        from mpg_sam2.pretrained import load_pretrained
-
-        return load_pretrained(name_or_path, load_tokenizer_files=False, **kwargs).model

@@ -35,8 +35,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mpg_sam2.checkpoint.evaluation import EVALUATION_FILE, GROUNDING_MARGIN
 from mpg_sam2.evaluation.aggregate import MeanScores
-from mpg_sam2.evaluation.synthetic_report import GROUNDING_MARGIN
 
 __all__ = ["ABLATIONS", "DATA", "RECIPE", "REGRESSION_SET", "WARMUP_STAGES", "build_offline_model", "main", "regression_dataset"]
 
@@ -203,7 +203,7 @@ def _score(checkpoint: Path, data: Path, name: str, split: str = "test") -> dict
     """Scores by expression type, kept in ``checkpoint/scores_<name>.json`` (a checkpoint never
     changes, so a rerun reads them back instead of segmenting the split again)."""
     from mpg_sam2.evaluation.synthetic_report import evaluate_synthetic
-    from mpg_sam2.pretrained import load_pretrained
+    from mpg_sam2.checkpoint.pretrained import load_pretrained
 
     cache = checkpoint / f"scores_{name}.json"
     if cache.is_file():
@@ -360,7 +360,7 @@ def _card(report: OfflineModelReport, command: str) -> str:
 def build_offline_model(work: Path, out: Path, steps: int, ablation_steps: int | None, command: str) -> OfflineModelReport:
     """Runs every stage that is not done yet (see the module docstring); returns what the card states."""
     from mpg_sam2.evaluation.synthetic_report import chance_level
-    from mpg_sam2.pretrained import load_pretrained, save_pretrained
+    from mpg_sam2.checkpoint.pretrained import load_pretrained, save_pretrained
     from mpg_sam2.training.checkpointing import checkpoint_name
 
     work = Path(work)
@@ -391,7 +391,7 @@ def build_offline_model(work: Path, out: Path, steps: int, ablation_steps: int |
 
     pretrained = load_pretrained(final)
     save_pretrained(pretrained.model, out, pretrained.tokenizer, overwrite=True)
-    (out / "evaluation.json").write_text(json.dumps(report.to_json(), indent=1) + "\n", encoding="utf-8")
+    (out / EVALUATION_FILE).write_text(json.dumps(report.to_json(), indent=1) + "\n", encoding="utf-8")
     (out / "README.md").write_text(_card(report, command), encoding="utf-8")
     return report
 

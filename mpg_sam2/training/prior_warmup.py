@@ -127,7 +127,7 @@ def caption_effect(model: MPGSAM2, clips: list[TrainingClip]) -> float:
 
 def warm_up_prior(config: PriorWarmupConfig, log=print) -> Path:
     """Train BEiT-3 + the mask prior generator; returns the checkpoint folder (``config.out``/final)."""
-    from mpg_sam2.pretrained import save_pretrained
+    from mpg_sam2.checkpoint.pretrained import save_pretrained
     from mpg_sam2.tokenizer import load_tokenizer
     from mpg_sam2.training.tokenizer_training import train_tokenizer
 
@@ -136,7 +136,7 @@ def warm_up_prior(config: PriorWarmupConfig, log=print) -> Path:
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
     if config.init_from is not None:
-        from mpg_sam2.pretrained import load_pretrained
+        from mpg_sam2.checkpoint.pretrained import load_pretrained
 
         pretrained = load_pretrained(config.init_from)
         if pretrained.tokenizer is None:

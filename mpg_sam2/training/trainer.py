@@ -21,6 +21,7 @@ from typing import Any, Callable, Iterator
 
 import torch
 
+from mpg_sam2.checkpoint.files import has_tokenizer
 from mpg_sam2.config import MPGSAM2Config, get_preset
 from mpg_sam2.model.mpg_sam2 import MPGSAM2
 from mpg_sam2.tokenizer import ReferringTokenizer, load_tokenizer
@@ -42,9 +43,6 @@ from mpg_sam2.training.losses import LossWeights, num_valid_frames
 from mpg_sam2.training.param_groups import STAGE_LEARNING_RATES, OptimizerSettings, build_optimizer
 
 __all__ = ["TrainConfig", "TrainResult", "Trainer", "train"]
-
-_TOKENIZER_FILES = ("sentencepiece.bpe.model", "tokenizer.json")
-
 
 @dataclass
 class TrainConfig:
@@ -215,7 +213,7 @@ class Trainer:
         if config.tokenizer is not None:
             return load_tokenizer(config.tokenizer)
         for checkpoint in (resume_dir, config.init_from):
-            if checkpoint is not None and any((checkpoint / name).is_file() for name in _TOKENIZER_FILES):
+            if checkpoint is not None and has_tokenizer(checkpoint):
                 return load_tokenizer(checkpoint)
         if config.dataset == "synthetic":
             from mpg_sam2.training.tokenizer_training import train_tokenizer
@@ -232,8 +230,8 @@ class Trainer:
         )
 
     def _model_config(self, resume_dir: Path | None) -> MPGSAM2Config:
-        from mpg_sam2.checkpoint_io import read_config_json
-        from mpg_sam2.pretrained import load_pretrained
+        from mpg_sam2.checkpoint.files import read_config_json
+        from mpg_sam2.checkpoint.pretrained import load_pretrained
 
         self._init_state: dict[str, torch.Tensor] | None = None
         if resume_dir is not None:
@@ -261,7 +259,7 @@ class Trainer:
         if resume_dir is not None:
             return True
         if self._init_state is not None:
-            from mpg_sam2.key_mapping import load_strict
+            from mpg_sam2.checkpoint.strict_loading import load_strict
 
             load_strict(self.model, self._init_state)
             self._init_state = None
