@@ -352,3 +352,31 @@ def test_resolve_with_fake_snapshot_download(tmp_path: Path, monkeypatch: pytest
     monkeypatch.setattr(huggingface_hub, "snapshot_download", failing)
     with pytest.raises(RuntimeError, match="could not get repo 'owner/mpg-sam2'.*connection reset"):
         resolve_checkpoint("owner/mpg-sam2", revision="main")
+
+
+def test_hub_offline_is_huggingface_hubs_rule(tmp_path: Path) -> None:
+    """hub_offline() says what huggingface_hub's HF_HUB_OFFLINE constant says for the same variables
+    (checked in a fresh process per case: huggingface_hub reads them once, at import)."""
+    import subprocess
+    import sys
+
+    cases = [{}, {"HF_HUB_OFFLINE": "1"}, {"HF_HUB_OFFLINE": "true"}, {"HF_HUB_OFFLINE": "0"},
+             {"TRANSFORMERS_OFFLINE": "yes"}, {"HF_HUB_OFFLINE": "", "TRANSFORMERS_OFFLINE": "ON"},
+             {"HF_HUB_OFFLINE": "0", "TRANSFORMERS_OFFLINE": "1"}, {"TRANSFORMERS_OFFLINE": "2"}]
+    code = ("import huggingface_hub.constants as c; from mpg_sam2.checkpoint.hub import hub_offline; "
+            "print(c.HF_HUB_OFFLINE, hub_offline())")
+    clean = {k: v for k, v in os.environ.items() if k not in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")}
+    for case in cases:
+        run = subprocess.run([sys.executable, "-c", code], env={**clean, **case}, capture_output=True, text=True,
+                             cwd=Path(__file__).resolve().parents[1], check=True)
+        theirs, ours = run.stdout.split()
+        assert ours == theirs, (case, theirs, ours)
+
+
+def test_tokenizer_config_alone_is_no_tokenizer(tmp_path: Path) -> None:
+    from mpg_sam2.checkpoint.files import has_tokenizer
+
+    (tmp_path / "tokenizer_config.json").write_text("{}")
+    assert not has_tokenizer(tmp_path)
+    (tmp_path / "tokenizer.json").write_text("{}")
+    assert has_tokenizer(tmp_path)
