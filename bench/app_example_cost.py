@@ -43,7 +43,7 @@ def main() -> None:
 
     checkpoint = args.checkpoint
     if checkpoint is None:
-        from mpg_sam2.pretrained import save_pretrained
+        from mpg_sam2.checkpoint.pretrained import save_pretrained
         from mpg_sam2.reference import build_with_authors_weights
         from mpg_sam2.synthetic_weights import read_layout
         from tiny_model import tiny_tokenizer

@@ -16,9 +16,9 @@ _EXPORTS = {
     "MPGSAM2Config": "mpg_sam2.config",
     "PRESETS": "mpg_sam2.config",
     "get_preset": "mpg_sam2.config",
-    "Pretrained": "mpg_sam2.pretrained",
-    "load_pretrained": "mpg_sam2.pretrained",
-    "save_pretrained": "mpg_sam2.pretrained",
+    "Pretrained": "mpg_sam2.checkpoint.pretrained",
+    "load_pretrained": "mpg_sam2.checkpoint.pretrained",
+    "save_pretrained": "mpg_sam2.checkpoint.pretrained",
 }
 __all__ = sorted(_EXPORTS)
 

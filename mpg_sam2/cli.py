@@ -37,7 +37,7 @@ def run_segment(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from mpg_sam2.pipeline.devices import check_precision, select_device
-    from mpg_sam2.pipeline.registry import load_model
+    from mpg_sam2.checkpoint.pretrained import load_pretrained
     from mpg_sam2.pipeline.segmentation import Progress, SegmentationOptions
     from mpg_sam2.pipeline.video_file import VideoFileResult, iter_segment_video_file
     from mpg_sam2.video import FrameSampling
@@ -59,7 +59,7 @@ def run_segment(args: argparse.Namespace) -> int:
         offload_memory_to_cpu=args.offload_memory,
     )
     print(f"loading model {args.model} on {device} ({precision})", file=sys.stderr)
-    pretrained = load_model(args.model, device=device, revision=args.revision)
+    pretrained = load_pretrained(args.model, device=device, revision=args.revision)
     if pretrained.tokenizer is None:
         raise RuntimeError(f"checkpoint {args.model} has no tokenizer files; it cannot read text")
     bars: dict[str, tqdm] = {}

@@ -14,9 +14,9 @@ import numpy as np
 import torch
 
 from mpg_sam2.config import get_preset
+from mpg_sam2.checkpoint.key_mapping import convert_authors_state_dict
+from mpg_sam2.checkpoint.strict_loading import empty_weights, load_strict
 from mpg_sam2.frames import encoder_input, logits_to_frame_size
-from mpg_sam2.key_mapping import convert_authors_state_dict, load_strict
-from mpg_sam2.model.empty_weights import empty_weights
 from mpg_sam2.model.mask_prior_generator import MaskPriorOutput
 from mpg_sam2.model.mpg_sam2 import MPGSAM2
 from mpg_sam2.model.video_propagation import FrameOutput, ReferringPrompts

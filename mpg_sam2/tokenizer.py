@@ -32,6 +32,8 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from mpg_sam2.checkpoint.files import SENTENCEPIECE_FILE, TOKENIZER_CONFIG_FILE, TOKENIZER_JSON_FILE, has_tokenizer
+
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
 
@@ -39,7 +41,6 @@ __all__ = [
     "DEFAULT_MAX_TOKENS",
     "PAD_TOKEN_ID",
     "SEG_TOKEN",
-    "SENTENCEPIECE_FILE",
     "ReferringTokenizer",
     "TokenizedText",
     "attention_mask_from_ids",
@@ -54,9 +55,6 @@ DEFAULT_MAX_TOKENS = 1022
 PAD_TOKEN_ID = 3
 _EXPECTED_SPECIAL_IDS = {"bos_token_id": 0, "eos_token_id": 2, "unk_token_id": 3}
 SEG_TOKEN = "[SEG]"
-SENTENCEPIECE_FILE = "sentencepiece.bpe.model"
-_TOKENIZER_JSON = "tokenizer.json"
-_TOKENIZER_CONFIG = "tokenizer_config.json"
 # Keys transformers 5 writes into tokenizer_config.json that describe how it was loaded rather
 # than the tokenizer; leaving them in would make a saved directory claim "local files only".
 _LOAD_TIME_KEYS = ("is_local", "local_files_only")
@@ -223,7 +221,7 @@ def _check_backend_packages(directory: Path, transformers_major: int) -> None:
     needed: list[str] = []
     if transformers_major < 5:
         needed = ["sentencepiece"]
-    elif not (directory / _TOKENIZER_JSON).is_file():
+    elif not (directory / TOKENIZER_JSON_FILE).is_file():
         needed = ["sentencepiece", "google.protobuf"]
     missing = [name for name in needed if not _module_available(name)]
     if missing:
@@ -284,11 +282,11 @@ def load_tokenizer(directory: str | Path, max_tokens: int = DEFAULT_MAX_TOKENS) 
         raise FileNotFoundError(f"tokenizer directory {str(directory)!r} does not exist or is not a directory")
     # Without tokenizer.json or the sentencepiece model, transformers 5 silently builds a
     # 5-token vocabulary from the config alone; refuse instead.
-    if not (directory / _TOKENIZER_JSON).is_file() and not (directory / SENTENCEPIECE_FILE).is_file():
+    if not has_tokenizer(directory):
         found = sorted(p.name for p in directory.iterdir())
         raise FileNotFoundError(
             f"no tokenizer in {directory}: expected {SENTENCEPIECE_FILE} (BEiT-3's sentencepiece model) "
-            f"or {_TOKENIZER_JSON}, next to {_TOKENIZER_CONFIG}; found {found or 'nothing'}. "
+            f"or {TOKENIZER_JSON_FILE}, next to {TOKENIZER_CONFIG_FILE}; found {found or 'nothing'}. "
             "Point to the checkpoint directory that was saved with its tokenizer."
         )
     major = _transformers_major()
@@ -312,7 +310,7 @@ def load_tokenizer(directory: str | Path, max_tokens: int = DEFAULT_MAX_TOKENS) 
         "trust_remote_code": False,
     }
     try:
-        config_path = directory / _TOKENIZER_CONFIG
+        config_path = directory / TOKENIZER_CONFIG_FILE
         named = json.loads(config_path.read_text(encoding="utf-8")).get("tokenizer_class", "") if config_path.is_file() else ""
         if config_path.is_file() and not named.startswith("XLMRoberta"):
             backend = AutoTokenizer.from_pretrained(str(directory), **kwargs)
@@ -357,7 +355,7 @@ def save_tokenizer(tokenizer: ReferringTokenizer, directory: str | Path) -> list
         shutil.copyfile(source, target)
         written.add(target)
 
-    config_path = directory / _TOKENIZER_CONFIG
+    config_path = directory / TOKENIZER_CONFIG_FILE
     if config_path.is_file():
         config = json.loads(config_path.read_text(encoding="utf-8"))
         cleaned = {k: v for k, v in config.items() if k not in _LOAD_TIME_KEYS}

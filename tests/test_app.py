@@ -173,13 +173,57 @@ def test_gradio_client_end_to_end(app, video):
         app.demo.close()
 
 
-def test_app_and_model_never_import_training_code(checkpoint):
+def test_app_and_model_never_import_training_or_evaluation_code(checkpoint):
     import subprocess
     import sys
 
-    code = ("import sys, app; bad = sorted(m for m in sys.modules if m.startswith('mpg_sam2.training')); "
-            "assert not bad, bad")
+    # Nor the evaluation package: the app reads the bundled model's evaluation.json through
+    # mpg_sam2.checkpoint.evaluation.
+    code = ("import sys, app; bad = sorted(m for m in sys.modules if m.startswith(('mpg_sam2.training', "
+            "'mpg_sam2.evaluation'))); assert not bad, bad")
     env = {**__import__("os").environ, "MPG_SAM2_MODEL": str(checkpoint), "HF_HUB_OFFLINE": "1"}
     result = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[1], env=env,
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
+
+
+def test_app_import_makes_no_network_call(checkpoint, tmp_path):
+    """Imported online (no HF_HUB_OFFLINE) with every socket refused: a released checkpoint in the
+    Hub cache is loaded from the cache alone, the others are offered for download, and not one
+    connection or name lookup is attempted."""
+    import json
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    from mpg_sam2.checkpoint.registry import HUB_REPO
+
+    repo = tmp_path / "hf" / "hub" / f"models--{HUB_REPO.replace('/', '--')}"
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text(commit)  # no newline: huggingface_hub reads the hash as is
+    shutil.copytree(checkpoint, repo / "snapshots" / commit / "models" / "mpg_sam2_tiny")
+    script = """
+import json, socket
+attempts = []
+def refuse(*args, **kwargs):
+    attempts.append(repr(args[:2]))
+    raise OSError("network refused by the test")
+socket.socket.connect = socket.socket.connect_ex = refuse
+socket.create_connection = socket.getaddrinfo = refuse
+import app
+print(json.dumps({"attempts": attempts, "models": [[m.source, m.on_disk] for m in app.MODELS]}))
+"""
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "MPG_SAM2_MODEL", "SPACES_ZERO_GPU", "HF_HUB_CACHE")}
+    # Gradio's own usage analytics are not the app's calls; they are off on the Space too.
+    env.update(HF_HOME=str(tmp_path / "hf"), GRADIO_ANALYTICS_ENABLED="False")
+    run = subprocess.run([sys.executable, "-c", script], cwd=Path(__file__).resolve().parents[1], env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    result = json.loads(run.stdout.strip().splitlines()[-1])
+    assert result["attempts"] == []
+    models = dict((source, on_disk) for source, on_disk in result["models"])
+    assert models["tiny"] is True  # from the cache, loaded at import
+    assert models["mevis"] is False and models["ref-youtube-vos"] is False  # offered, not fetched

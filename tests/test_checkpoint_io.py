@@ -11,8 +11,11 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-import mpg_sam2.checkpoint_io as checkpoint_io
-from mpg_sam2.checkpoint_io import read_config_json, read_state_dict, resolve_checkpoint, write_checkpoint_dir
+from mpg_sam2.checkpoint import read_weights
+from mpg_sam2.checkpoint.files import read_config_json
+from mpg_sam2.checkpoint.hub import resolve_checkpoint
+from mpg_sam2.checkpoint.read_weights import read_state_dict
+from mpg_sam2.checkpoint.write_weights import write_checkpoint_dir
 
 
 def _random_state_dict(seed: int = 0) -> dict[str, torch.Tensor]:
@@ -88,8 +91,8 @@ def test_each_shard_is_read_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     sd = _random_state_dict()
     _write_torch_shards(tmp_path, sd)
     reads: list[str] = []
-    real = checkpoint_io._read_weights_file
-    monkeypatch.setattr(checkpoint_io, "_read_weights_file", lambda p: reads.append(p.name) or real(p))
+    real = read_weights._read_weights_file
+    monkeypatch.setattr(read_weights, "_read_weights_file", lambda p: reads.append(p.name) or real(p))
     read_state_dict(tmp_path)
     assert sorted(reads) == ["pytorch_model-00001-of-00002.bin", "pytorch_model-00002-of-00002.bin"]
 
@@ -349,3 +352,31 @@ def test_resolve_with_fake_snapshot_download(tmp_path: Path, monkeypatch: pytest
     monkeypatch.setattr(huggingface_hub, "snapshot_download", failing)
     with pytest.raises(RuntimeError, match="could not get repo 'owner/mpg-sam2'.*connection reset"):
         resolve_checkpoint("owner/mpg-sam2", revision="main")
+
+
+def test_hub_offline_is_huggingface_hubs_rule(tmp_path: Path) -> None:
+    """hub_offline() says what huggingface_hub's HF_HUB_OFFLINE constant says for the same variables
+    (checked in a fresh process per case: huggingface_hub reads them once, at import)."""
+    import subprocess
+    import sys
+
+    cases = [{}, {"HF_HUB_OFFLINE": "1"}, {"HF_HUB_OFFLINE": "true"}, {"HF_HUB_OFFLINE": "0"},
+             {"TRANSFORMERS_OFFLINE": "yes"}, {"HF_HUB_OFFLINE": "", "TRANSFORMERS_OFFLINE": "ON"},
+             {"HF_HUB_OFFLINE": "0", "TRANSFORMERS_OFFLINE": "1"}, {"TRANSFORMERS_OFFLINE": "2"}]
+    code = ("import huggingface_hub.constants as c; from mpg_sam2.checkpoint.hub import hub_offline; "
+            "print(c.HF_HUB_OFFLINE, hub_offline())")
+    clean = {k: v for k, v in os.environ.items() if k not in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")}
+    for case in cases:
+        run = subprocess.run([sys.executable, "-c", code], env={**clean, **case}, capture_output=True, text=True,
+                             cwd=Path(__file__).resolve().parents[1], check=True)
+        theirs, ours = run.stdout.split()
+        assert ours == theirs, (case, theirs, ours)
+
+
+def test_tokenizer_config_alone_is_no_tokenizer(tmp_path: Path) -> None:
+    from mpg_sam2.checkpoint.files import has_tokenizer
+
+    (tmp_path / "tokenizer_config.json").write_text("{}")
+    assert not has_tokenizer(tmp_path)
+    (tmp_path / "tokenizer.json").write_text("{}")
+    assert has_tokenizer(tmp_path)

@@ -22,7 +22,7 @@ from mpg_sam2.cli import main
 from mpg_sam2.evaluation import boundary_f_measure, read_results_json, region_similarity
 from mpg_sam2.evaluation import davis_unsupervised, runner
 from mpg_sam2.evaluation.runner import EvaluationConfig, resolve_shard, run_evaluation
-from mpg_sam2.pipeline.registry import load_model
+from mpg_sam2.checkpoint.pretrained import load_pretrained
 from tiny_model import save_tiny_checkpoint
 
 
@@ -33,7 +33,7 @@ def checkpoint(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def pretrained(checkpoint):
-    return load_model(str(checkpoint))
+    return load_pretrained(str(checkpoint))
 
 
 def text_masks(text: str, t: int, h: int, w: int) -> np.ndarray:

@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from mpg_sam2.config import get_preset
-from mpg_sam2.key_mapping import authors_key_to_ours, convert_authors_state_dict, load_strict
-from mpg_sam2.model.empty_weights import empty_weights
+from mpg_sam2.checkpoint.key_mapping import authors_key_to_ours, convert_authors_state_dict
+from mpg_sam2.checkpoint.strict_loading import empty_weights, load_strict
 from mpg_sam2.model.mpg_sam2 import MPGSAM2
 from mpg_sam2.synthetic_weights import read_layout
 

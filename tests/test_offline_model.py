@@ -33,7 +33,7 @@ def toy_scale(monkeypatch):
 
 def test_offline_model_end_to_end_at_toy_scale(toy_scale, tmp_path, monkeypatch):
     from mpg_sam2.evaluation import synthetic_report
-    from mpg_sam2.pretrained import load_pretrained
+    from mpg_sam2.checkpoint.pretrained import load_pretrained
     from mpg_sam2.training.ablations import ablation_name
 
     out = tmp_path / "bundle"
@@ -138,7 +138,7 @@ def evaluation() -> dict:
 
 
 def test_bundle_is_small_loadable_and_the_full_model(evaluation):
-    from mpg_sam2.pretrained import load_pretrained
+    from mpg_sam2.checkpoint.pretrained import load_pretrained
     from mpg_sam2.training.ablations import ablation_name
 
     assert (BUNDLED_MODEL / "model.safetensors").stat().st_size <= 25 * 2**20
@@ -166,7 +166,7 @@ def test_app_offers_the_bundled_model_offline(monkeypatch):
     from mpg_sam2.app import models
 
     monkeypatch.delenv(models.LOCAL_MODEL_ENV, raising=False)
-    monkeypatch.setattr(models, "_hub_cached", lambda: False)
+    monkeypatch.setattr(models, "_cached_releases", lambda: [])
     assert [c.source for c in models.available_models(offer_downloads=False)] == [str(BUNDLED_MODEL)]
 
 
@@ -191,7 +191,7 @@ def test_bundled_model_reaches_its_stated_jf_on_freshly_generated_clips(evaluati
     from mpg_sam2.data.synthetic import load_synthetic
     from mpg_sam2.evaluation.aggregate import summarize
     from mpg_sam2.evaluation.expression_scores import score_expressions
-    from mpg_sam2.pretrained import load_pretrained
+    from mpg_sam2.checkpoint.pretrained import load_pretrained
 
     stated = evaluation["regression_set"]
     assert {k: stated[k] for k in offline_recipe.REGRESSION_SET} == offline_recipe.REGRESSION_SET

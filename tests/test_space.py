@@ -14,7 +14,7 @@ import pytest
 from huggingface_hub import SpaceCard
 from packaging.requirements import Requirement
 
-from mpg_sam2.pipeline.registry import HUB_REPO
+from mpg_sam2.checkpoint.registry import HUB_REPO
 from mpg_sam2.space import SHORT_DESCRIPTION_MAX, SpaceConfigError, build_space, check_front_matter, space_readme
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -20,8 +20,8 @@ spm = pytest.importorskip("sentencepiece")
 
 from mpg_sam2 import tokenizer as tokenizer_module  # noqa: E402
 from tokenizer_factory import TRAINING_CORPUS, train_sentencepiece, write_authors_tokenizer_dir  # noqa: E402
+from mpg_sam2.checkpoint.files import SENTENCEPIECE_FILE  # noqa: E402
 from mpg_sam2.tokenizer import (  # noqa: E402
-    SENTENCEPIECE_FILE,
     ReferringTokenizer,
     TokenizedText,
     attention_mask_from_ids,

@@ -300,7 +300,7 @@ def test_cli_trains_resumes_identically_and_writes_a_loadable_checkpoint(synthet
     from mpg_sam2.cli import main
     from mpg_sam2.data.synthetic import load_synthetic
     from mpg_sam2.pipeline.segmentation import segment_video
-    from mpg_sam2.pretrained import load_pretrained, save_pretrained
+    from mpg_sam2.checkpoint.pretrained import load_pretrained, save_pretrained
 
     init = save_pretrained(_model(seed=3), tmp_path / "init")
     common = ["train", "--data", str(synthetic_root), "--dataset", "synthetic", "--frames", "2", "--steps", "3",
@@ -348,7 +348,7 @@ def test_nano_preset_builds_with_a_trained_tokenizer(tmp_path):
 
 
 def test_ablation_switches_use_sam2_no_mask_path_skip_the_aggregator_and_survive_reload(tmp_path):
-    from mpg_sam2.pretrained import load_pretrained, save_pretrained
+    from mpg_sam2.checkpoint.pretrained import load_pretrained, save_pretrained
     from mpg_sam2.training.ablations import ablation_name, with_ablations
 
     full = _model(seed=0).train()
@@ -393,7 +393,7 @@ def test_ablation_switches_use_sam2_no_mask_path_skip_the_aggregator_and_survive
 def test_init_from_official_sam2_and_beit3_files(tmp_path):
     from pathlib import Path
 
-    from mpg_sam2.key_mapping import authors_key_to_ours
+    from mpg_sam2.checkpoint.key_mapping import authors_key_to_ours
     from mpg_sam2.synthetic_weights import read_layout
     from mpg_sam2.training.init_weights import init_from_beit3, init_from_sam2, left_at_init
 
@@ -455,7 +455,7 @@ def test_caption_effect_is_zero_for_one_caption_and_positive_for_two():
 
 
 def test_prior_warmup_trains_only_the_grounding_path_and_feeds_init_from(synthetic_root, tmp_path):
-    from mpg_sam2.pretrained import load_pretrained
+    from mpg_sam2.checkpoint.pretrained import load_pretrained
     from mpg_sam2.training.prior_warmup import warm_up_prior
     from mpg_sam2.training.train_config import TrainConfig
     from mpg_sam2.training.trainer import train
@@ -483,7 +483,7 @@ def test_prior_warmup_trains_only_the_grounding_path_and_feeds_init_from(synthet
 
 
 def test_prior_warmup_continues_from_a_checkpoint(synthetic_root, tmp_path):
-    from mpg_sam2.pretrained import load_pretrained
+    from mpg_sam2.checkpoint.pretrained import load_pretrained
     from mpg_sam2.training.prior_warmup import warm_up_prior
 
     settings = dict(data=synthetic_root, steps=2, batch_size=1, frames=2, val_every=0, threads=1, model_config=CONFIG,

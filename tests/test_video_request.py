@@ -9,9 +9,11 @@ import numpy as np
 import pytest
 import torch
 
+from mpg_sam2.checkpoint import registry
+from mpg_sam2.checkpoint.hub import list_repo_files
+from mpg_sam2.checkpoint.pretrained import load_pretrained
+from mpg_sam2.checkpoint.registry import ModelEntry, find_checkpoint
 from mpg_sam2.cli import main
-from mpg_sam2.pipeline import registry
-from mpg_sam2.pipeline.registry import ModelEntry, find_checkpoint, list_repo_files, load_model
 from mpg_sam2.pipeline.segmentation import SegmentationOptions, segment_video
 from mpg_sam2.pipeline.video_file import segment_video_file
 from tiny_model import save_tiny_checkpoint
@@ -29,7 +31,7 @@ def video(tmp_path_factory) -> Path:
 
 
 def test_video_file_end_to_end(checkpoint, video, tmp_path):
-    pretrained = load_model(str(checkpoint))
+    pretrained = load_pretrained(str(checkpoint))
     result = segment_video_file(
         video, ["the man in the red shirt", "the black dog"], pretrained.model, pretrained.tokenizer,
         out_dir=tmp_path / "out", options=SegmentationOptions(record_attention=True),
@@ -112,7 +114,8 @@ def test_registry_loads_a_discovered_folder(checkpoint, tmp_path, monkeypatch):
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     listing = ["models/mpg_sam2_tiny/config.json", "models/mpg_sam2_tiny/model.safetensors",
                "models/mpg_sam2_tiny/sentencepiece.bpe.model"]
-    pretrained = load_model("tiny", list_files=lambda repo, rev: listing)
+    monkeypatch.setattr(registry, "list_repo_files", lambda repo, rev, cache_dir, local_files_only=False: listing)
+    pretrained = load_pretrained("tiny")
     assert pretrained.tokenizer is not None
     assert pretrained.path == snapshot / "models" / "mpg_sam2_tiny"
 

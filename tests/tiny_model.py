@@ -37,7 +37,7 @@ def save_tiny_checkpoint(folder, seed: int = 7):
     """A tiny model whose frames all count as "object present", saved with its tokenizer."""
     from pathlib import Path
 
-    from mpg_sam2.pretrained import save_pretrained
+    from mpg_sam2.checkpoint.pretrained import save_pretrained
 
     folder = Path(folder)
     model = tiny_model(seed=seed)

@@ -5,7 +5,8 @@ import io
 import json
 from pathlib import Path
 
-from mpg_sam2.tokenizer import SEG_TOKEN, SENTENCEPIECE_FILE
+from mpg_sam2.checkpoint.files import SENTENCEPIECE_FILE
+from mpg_sam2.tokenizer import SEG_TOKEN
 
 TRAINING_CORPUS = [
     "the man in the red shirt standing on the left",

@@ -14,7 +14,7 @@ import numpy as np
 
 from mpg_sam2.pipeline.expressions import PreparedExpression
 from mpg_sam2.pipeline.segmentation import Progress, SegmentationOptions, VideoSegmentation, iter_segment_video
-from mpg_sam2.pretrained import Pretrained
+from mpg_sam2.checkpoint.pretrained import Pretrained
 
 ProgressCallback = Callable[[float, str], None]
 

@@ -3,7 +3,9 @@
 Choices, best first: a local checkpoint named by ``MPG_SAM2_MODEL``; the released checkpoints
 in the local Hub cache (on a Space they are put there at build time by ``preload_from_hub``);
 the bundled offline model; then, when downloads are allowed, the released checkpoints that
-are not downloaded yet. Building the list never touches the network.
+are not downloaded yet. Building the list never touches the network, and neither does loading
+the models on this machine (they are read from the Hub cache alone): importing the app makes
+no network call.
 
 The app loads every offered model that is on this machine at import, on the GPU when there is
 one (on ZeroGPU that is the documented pattern: ``spaces`` packs the weights moved to ``cuda``
@@ -12,7 +14,6 @@ the pool; it never loads one.
 """
 from __future__ import annotations
 
-import json
 import os
 import threading
 import warnings
@@ -22,9 +23,10 @@ from typing import Iterable
 
 import torch
 
-from mpg_sam2.evaluation.synthetic_report import GROUNDING_MARGIN
-from mpg_sam2.pipeline.registry import HUB_REPO, REGISTRY, hub_offline, load_model
-from mpg_sam2.pretrained import Pretrained
+from mpg_sam2.checkpoint.evaluation import read_grounding_scores
+from mpg_sam2.checkpoint.hub import hub_offline
+from mpg_sam2.checkpoint.pretrained import Pretrained, load_pretrained
+from mpg_sam2.checkpoint.registry import HUB_REPO, REGISTRY, cached_releases
 
 # Where the offline model bundled with the project lives (trained on the synthetic benchmark).
 BUNDLED_MODEL = Path(__file__).resolve().parents[2] / "checkpoints" / "offline"
@@ -42,28 +44,22 @@ class ModelChoice:
 def bundled_model_note(folder: Path = BUNDLED_MODEL) -> str:
     """What the bundled model is and how well it reads the sentence, from its ``evaluation.json``."""
     note = "bundled offline model trained on the synthetic benchmark; it knows only synthetic shapes"
-    try:
-        evaluation = json.loads((folder / "evaluation.json").read_text(encoding="utf-8"))
-        model, chance = evaluation["test"], evaluation["test_random_object"]
-        overall, appearance = model["overall"]["J&F"], model["appearance"]["J&F"]
-        reference = chance["overall"]["J&F"]
-    except (OSError, KeyError, TypeError, ValueError):
+    scores = read_grounding_scores(folder)
+    if scores is None:
         return f"{note}; see {folder / 'README.md'}"
-    if overall < reference + GROUNDING_MARGIN:
+    if not scores.reads_the_sentence:
         reads = "does not read the sentence yet"
     else:
-        reads = "reads the sentence" + (", far from perfectly" if overall < 0.75 else "")
-    return (f"{note} and {reads}: test J&F {overall:.2f} (appearance {appearance:.2f}) against {reference:.2f} "
-            f"for a random object of the clip; see checkpoints/offline/README.md")
+        reads = "reads the sentence" + (", far from perfectly" if scores.overall < 0.75 else "")
+    return (f"{note} and {reads}: test J&F {scores.overall:.2f} (appearance {scores.appearance:.2f}) against "
+            f"{scores.random_object:.2f} for a random object of the clip; see checkpoints/offline/README.md")
 
 
-def _hub_cached() -> bool:
+def _cached_releases() -> list[str]:
     try:
-        from huggingface_hub import scan_cache_dir
-
-        return any(repo.repo_id == HUB_REPO for repo in scan_cache_dir().repos)
-    except Exception:  # no cache folder yet, or an unreadable one: nothing cached
-        return False
+        return cached_releases()
+    except Exception:  # an unreadable cache: nothing cached
+        return []
 
 
 def available_models(offer_downloads: bool | None = None) -> list[ModelChoice]:
@@ -81,14 +77,15 @@ def available_models(offer_downloads: bool | None = None) -> list[ModelChoice]:
     local = os.environ.get(LOCAL_MODEL_ENV)
     if local:
         choices.append(ModelChoice(f"local: {Path(local).name}", local, f"local checkpoint from ${LOCAL_MODEL_ENV}", True))
-    cached = _hub_cached()
-    if cached:
-        for name, entry in REGISTRY.items():
-            choices.append(ModelChoice(name, name, f"released checkpoint '{name}' ({entry.description})", True))
+    cached = _cached_releases()
+    for name in cached:
+        choices.append(ModelChoice(name, name, f"released checkpoint '{name}' ({REGISTRY[name].description})", True))
     if (BUNDLED_MODEL / "config.json").exists():
         choices.append(ModelChoice("offline (bundled)", str(BUNDLED_MODEL), bundled_model_note(), True))
-    if offer_downloads and not cached:
+    if offer_downloads:
         for name, entry in REGISTRY.items():
+            if name in cached:
+                continue
             choices.append(ModelChoice(
                 f"{name} (downloads on first use)", name,
                 f"released checkpoint '{name}' ({entry.description}); not downloaded yet: the first run "
@@ -109,13 +106,16 @@ class ModelPool:
         self._loaded: dict[str, Pretrained] = {}
         self._lock = threading.Lock()
 
-    def load(self, source: str) -> Pretrained:
-        """The model ``source``, loaded on first use (only the first use waits for the lock)."""
+    def load(self, source: str, local_files_only: bool = False) -> Pretrained:
+        """The model ``source``, loaded on first use (only the first use waits for the lock).
+
+        ``local_files_only``: read a released checkpoint from the Hub cache alone, never the network.
+        """
         if source in self._loaded:
             return self._loaded[source]
         with self._lock:
             if source not in self._loaded:
-                self._loaded[source] = load_model(source, device=self.device)
+                self._loaded[source] = load_pretrained(source, device=self.device, local_files_only=local_files_only)
             return self._loaded[source]
 
     def get(self, source: str) -> Pretrained:
@@ -128,13 +128,14 @@ class ModelPool:
             ) from None
 
     def preload(self, choices: Iterable[ModelChoice]) -> list[ModelChoice]:
-        """Load every choice that is on disk; returns the choices still offered (a model that
-        fails to load is dropped with a warning instead of stopping the app)."""
+        """Load every choice that is on disk, from the disk alone (no network call); returns the
+        choices still offered (a model that fails to load is dropped with a warning instead of
+        stopping the app)."""
         offered = []
         for choice in choices:
             if choice.on_disk:
                 try:
-                    self.load(choice.source)
+                    self.load(choice.source, local_files_only=True)
                 except Exception as error:  # a broken or partial checkpoint: offer the others
                     warnings.warn(f"model {choice.label!r} is not offered: {type(error).__name__}: {error}", stacklevel=2)
                     continue

@@ -26,7 +26,7 @@ from mpg_sam2.exports import ExportResult
 from mpg_sam2.pipeline.expressions import ExpressionError, prepare_expressions
 from mpg_sam2.pipeline.segmentation import SegmentationOptions, VideoSegmentation
 from mpg_sam2.pipeline.video_file import decode_for_segmentation, export_segmentation, safe_name
-from mpg_sam2.pretrained import Pretrained
+from mpg_sam2.checkpoint.pretrained import Pretrained
 from mpg_sam2.video import DecodedVideo, FrameSampling, VideoError
 
 OUTPUT_ROOT = Path(tempfile.gettempdir()) / "mpg_sam2_app"

@@ -174,7 +174,7 @@ def iter_predict(
 ) -> Iterator[VideoDone]:
     """Predict every unfinished output unit of ``dataset`` (a shard), one video at a time.
 
-    ``load()`` returns the :class:`~mpg_sam2.pretrained.Pretrained` model; it is called only when
+    ``load()`` returns the :class:`~mpg_sam2.checkpoint.pretrained.Pretrained` model; it is called only when
     a video has something left to predict (a finished output folder needs no model).
     """
     pretrained = None
@@ -272,10 +272,10 @@ def run_evaluation(
     def load() -> Any:
         if pretrained is not None:
             return pretrained
-        from mpg_sam2.pipeline.registry import load_model
+        from mpg_sam2.checkpoint.pretrained import load_pretrained
 
         device, _ = _device(config, local_rank)
-        loaded = load_model(config.model_name, device=device, revision=config.revision)
+        loaded = load_pretrained(config.model_name, device=device, revision=config.revision)
         if loaded.tokenizer is None:
             raise RuntimeError(f"checkpoint {config.model_name} has no tokenizer files; it cannot read text")
         return loaded

@@ -20,7 +20,7 @@ from mpg_sam2.evaluation.expression_scores import score_expressions, summarize_b
 from mpg_sam2.model.mpg_sam2 import MPGSAM2
 from mpg_sam2.tokenizer import ReferringTokenizer
 
-__all__ = ["GROUNDING_MARGIN", "SyntheticReport", "chance_level", "evaluate_synthetic", "format_table", "main"]
+__all__ = ["SyntheticReport", "chance_level", "evaluate_synthetic", "format_table", "main"]
 
 
 @dataclass(frozen=True)
@@ -58,11 +58,6 @@ def evaluate_synthetic(
 
     scores = score_expressions(model, tokenizer, dataset, max_expressions, precision, progress=say if progress else None)
     return SyntheticReport(split, summarize_by_group(scores, types), scores, time.perf_counter() - start)
-
-
-# J&F above the random-object level (chance_level) below which a model counts as not reading the
-# sentence: the bundled model's card and the app's note on it both use it.
-GROUNDING_MARGIN = 0.05
 
 
 def chance_level(root: str | Path, split: str = "test") -> dict[str, MeanScores]:
@@ -120,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from mpg_sam2.pretrained import load_pretrained
+    from mpg_sam2.checkpoint.pretrained import load_pretrained
 
     if args.threads:
         torch.set_num_threads(args.threads)

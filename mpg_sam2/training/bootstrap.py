@@ -20,6 +20,7 @@ from typing import Any, Callable
 
 import torch
 
+from mpg_sam2.checkpoint.files import has_tokenizer
 from mpg_sam2.config import MPGSAM2Config, get_preset
 from mpg_sam2.model.mpg_sam2 import MPGSAM2
 from mpg_sam2.tokenizer import ReferringTokenizer, load_tokenizer
@@ -29,8 +30,6 @@ from mpg_sam2.training.distributed import DistributedContext
 from mpg_sam2.training.train_config import TrainConfig
 
 __all__ = ["RunStart", "start_run"]
-
-_TOKENIZER_FILES = ("sentencepiece.bpe.model", "tokenizer.json")
 
 
 @dataclass
@@ -71,7 +70,7 @@ def _tokenizer(config: TrainConfig, resume_dir: Path | None, context: Distribute
     if config.tokenizer is not None:
         return load_tokenizer(config.tokenizer)
     for checkpoint in (resume_dir, config.init_from):
-        if checkpoint is not None and any((checkpoint / name).is_file() for name in _TOKENIZER_FILES):
+        if checkpoint is not None and has_tokenizer(checkpoint):
             return load_tokenizer(checkpoint)
     if config.dataset == "synthetic":
         from mpg_sam2.training.tokenizer_training import train_tokenizer
@@ -90,8 +89,8 @@ def _tokenizer(config: TrainConfig, resume_dir: Path | None, context: Distribute
 
 def _model_config(config: TrainConfig, resume_dir: Path | None) -> tuple[MPGSAM2Config, dict[str, torch.Tensor] | None]:
     """The model configuration, and the ``--init-from`` weights when there are some."""
-    from mpg_sam2.checkpoint_io import read_config_json
-    from mpg_sam2.pretrained import load_pretrained
+    from mpg_sam2.checkpoint.files import read_config_json
+    from mpg_sam2.checkpoint.pretrained import load_pretrained
 
     init_state = None
     if resume_dir is not None:
@@ -112,7 +111,7 @@ def _initialise(model: MPGSAM2, config: TrainConfig, init_state: dict[str, torch
     from mpg_sam2.training.init_weights import init_from_beit3, init_from_sam2, left_at_init
 
     if init_state is not None:
-        from mpg_sam2.key_mapping import load_strict
+        from mpg_sam2.checkpoint.strict_loading import load_strict
 
         load_strict(model, init_state)
         say(f"initialised from {config.init_from}")

@@ -21,10 +21,10 @@ from typing import Any
 import torch
 
 from mpg_sam2.atomic import atomic_file
-from mpg_sam2.checkpoint_io import read_state_dict
-from mpg_sam2.key_mapping import load_strict
+from mpg_sam2.checkpoint.pretrained import save_pretrained
+from mpg_sam2.checkpoint.read_weights import read_state_dict
+from mpg_sam2.checkpoint.strict_loading import load_strict
 from mpg_sam2.model.mpg_sam2 import MPGSAM2
-from mpg_sam2.pretrained import save_pretrained
 from mpg_sam2.tokenizer import ReferringTokenizer
 
 __all__ = [

@@ -5,7 +5,7 @@
   inside the mask decoder is new and stays at its random initialisation.
 * BEiT-3 (``beit3_{base,large}_patch16_224.pth`` from unilm): the state dict under ``"model"``
   with torchscale names ``beit3.*``; they are the authors' ``mm_extractor.beit3.*`` keys, so
-  they go through the one rename table in :mod:`mpg_sam2.key_mapping`. Keys outside ``beit3.``
+  they go through the one rename table in :mod:`mpg_sam2.checkpoint.key_mapping`. Keys outside ``beit3.``
   (task heads of fine-tuned BEiT-3 files) are reported as ignored.
 
 Loading is strict about what it maps: a key with no place in the model, or a shape that does not
@@ -21,8 +21,8 @@ from typing import Mapping
 
 import torch
 
-from mpg_sam2.checkpoint_io import read_state_dict
-from mpg_sam2.key_mapping import authors_key_to_ours
+from mpg_sam2.checkpoint.key_mapping import authors_key_to_ours
+from mpg_sam2.checkpoint.read_weights import read_state_dict
 from mpg_sam2.model.mpg_sam2 import MPGSAM2
 
 __all__ = ["InitReport", "init_from_beit3", "init_from_sam2", "left_at_init"]
@@ -85,7 +85,7 @@ def init_from_beit3(model: MPGSAM2, path: str | Path) -> InitReport:
         try:
             mapped[authors_key_to_ours("mm_extractor." + key)] = tensor
         except ValueError:
-            raise ValueError(f"{path}: BEiT-3 key {key!r} has no rule in the rename table (mpg_sam2/key_mapping.py)") from None
+            raise ValueError(f"{path}: BEiT-3 key {key!r} has no rule in the rename table (mpg_sam2/checkpoint/key_mapping.py)") from None
     if not mapped:
         raise ValueError(f"{path} holds no beit3.* keys; is it a torchscale BEiT-3 checkpoint (beit3_*_patch16_224.pth)?")
     return InitReport(path, loaded=_assign(model, mapped, path), ignored=sorted(ignored))

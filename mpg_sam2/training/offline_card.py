@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mpg_sam2.evaluation.aggregate import MeanScores
-from mpg_sam2.evaluation.synthetic_report import GROUNDING_MARGIN
+from mpg_sam2.checkpoint.evaluation import GROUNDING_MARGIN
 from mpg_sam2.training import offline_recipe as recipe
 
 __all__ = ["OfflineModelReport", "model_card", "scores_json", "verdict"]

@@ -33,6 +33,7 @@ import json
 import time
 from pathlib import Path
 
+from mpg_sam2.checkpoint.evaluation import EVALUATION_FILE
 from mpg_sam2.evaluation.aggregate import MeanScores
 from mpg_sam2.training import offline_recipe as recipe
 from mpg_sam2.training.offline_card import OfflineModelReport, model_card, scores_json
@@ -144,7 +145,7 @@ def _score(checkpoint: Path, data: Path, name: str, split: str = "test") -> dict
     """Scores by expression type, kept in ``checkpoint/scores_<name>.json`` (a checkpoint never
     changes, so a rerun reads them back instead of segmenting the split again)."""
     from mpg_sam2.evaluation.synthetic_report import evaluate_synthetic
-    from mpg_sam2.pretrained import load_pretrained
+    from mpg_sam2.checkpoint.pretrained import load_pretrained
 
     cache = checkpoint / f"scores_{name}.json"
     if cache.is_file():
@@ -159,7 +160,7 @@ def _score(checkpoint: Path, data: Path, name: str, split: str = "test") -> dict
 def build_offline_model(work: Path, out: Path, steps: int, ablation_steps: int | None, command: str) -> OfflineModelReport:
     """Runs every stage that is not done yet (see the module docstring); returns what the card states."""
     from mpg_sam2.evaluation.synthetic_report import chance_level
-    from mpg_sam2.pretrained import load_pretrained, save_pretrained
+    from mpg_sam2.checkpoint.pretrained import load_pretrained, save_pretrained
     from mpg_sam2.training.checkpointing import checkpoint_name
 
     work = Path(work)
@@ -191,7 +192,7 @@ def build_offline_model(work: Path, out: Path, steps: int, ablation_steps: int |
 
     pretrained = load_pretrained(final)
     save_pretrained(pretrained.model, out, pretrained.tokenizer, overwrite=True)
-    (out / "evaluation.json").write_text(json.dumps(report.to_json(), indent=1) + "\n", encoding="utf-8")
+    (out / EVALUATION_FILE).write_text(json.dumps(report.to_json(), indent=1) + "\n", encoding="utf-8")
     (out / "README.md").write_text(model_card(report, command), encoding="utf-8")
     return report
 

@@ -23,7 +23,8 @@ import random
 from pathlib import Path
 from typing import Iterable, Sequence
 
-from mpg_sam2.tokenizer import SEG_TOKEN, SENTENCEPIECE_FILE, ReferringTokenizer, load_tokenizer
+from mpg_sam2.checkpoint.files import SENTENCEPIECE_FILE
+from mpg_sam2.tokenizer import SEG_TOKEN, ReferringTokenizer, load_tokenizer
 
 __all__ = [
     "required_vocab_size",

@@ -1,9 +1,10 @@
-"""The one table that maps the authors' state-dict names onto ours, and strict loading.
+"""The one table that maps the authors' state-dict names onto ours.
 
 The authors' names (``vmtoken``, ``visual_ifi``, ``meo_linear``, ``.A.`` / ``.B.`` experts, ...)
 say little about what the modules are; ours follow the paper. Every conversion of an authors'
-checkpoint goes through :func:`convert_authors_state_dict`, then :func:`load_strict` reports
-every missing and unexpected key by name.
+checkpoint goes through :func:`convert_authors_state_dict`, then
+:func:`mpg_sam2.checkpoint.strict_loading.load_strict` reports every missing and unexpected key
+by name.
 """
 from __future__ import annotations
 
@@ -11,7 +12,6 @@ import re
 from typing import Mapping
 
 import torch
-from torch import nn
 
 _BEIT3 = r"mm_extractor\.beit3\."
 _LAYER = _BEIT3 + r"encoder\.layers\.(\d+)\."
@@ -96,36 +96,3 @@ def convert_authors_state_dict(state_dict: Mapping[str, torch.Tensor]) -> dict[s
     if unknown:
         raise ValueError(f"{len(unknown)} checkpoint keys have no rule in the rename table: {sorted(unknown)[:20]}")
     return converted
-
-
-def load_strict(model: nn.Module, state_dict: Mapping[str, torch.Tensor]) -> None:
-    """``load_state_dict(strict=True)`` with a readable report of every mismatch.
-
-    Checks names and shapes first, so a wrong configuration is reported as such instead of
-    as a size-mismatch traceback.
-    """
-    expected = model.state_dict()
-    missing = sorted(set(expected) - set(state_dict))
-    unexpected = sorted(set(state_dict) - set(expected))
-    wrong_shape = sorted(
-        f"{k}: checkpoint {tuple(state_dict[k].shape)} vs model {tuple(expected[k].shape)}"
-        for k in set(expected) & set(state_dict)
-        if tuple(state_dict[k].shape) != tuple(expected[k].shape)
-    )
-    if missing or unexpected or wrong_shape:
-        lines = ["checkpoint does not match the model configuration:"]
-        if missing:
-            lines.append(f"  missing keys ({len(missing)}): {', '.join(missing)}")
-        if unexpected:
-            lines.append(f"  unexpected keys ({len(unexpected)}): {', '.join(unexpected)}")
-        if wrong_shape:
-            lines.append(f"  shape mismatches ({len(wrong_shape)}): {'; '.join(wrong_shape)}")
-        lines.append("  check that the preset / config.json matches the checkpoint")
-        raise RuntimeError("\n".join(lines))
-    # A model built with empty_weights() holds meta tensors: take the checkpoint's tensors
-    # instead of copying into them (requires_grad stays the model's).
-    on_meta = any(t.is_meta for t in expected.values())
-    model.load_state_dict(state_dict, strict=True, assign=on_meta)
-    leftover = [name for name, t in (*model.named_parameters(), *model.named_buffers()) if t.is_meta]
-    if leftover:
-        raise RuntimeError(f"tensors still without data after loading: {leftover}")
