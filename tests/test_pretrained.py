@@ -10,7 +10,7 @@ import torch
 from mpg_sam2.config import get_preset
 from mpg_sam2.checkpoint.pretrained import config_from_checkpoint, load_pretrained, save_pretrained
 from mpg_sam2.synthetic_weights import read_layout, synth_state_dict
-from mpg_sam2.tokenizer import load_tokenizer
+from mpg_sam2.checkpoint.tokenizer_files import load_tokenizer
 from tiny_model import tiny_model
 from tokenizer_factory import train_sentencepiece, write_authors_tokenizer_dir
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import sentencepiece as spm
 
 from mpg_sam2.checkpoint.pretrained import save_pretrained
-from mpg_sam2.tokenizer import load_tokenizer
+from mpg_sam2.checkpoint.tokenizer_files import load_tokenizer
 from tiny_model import tiny_model
 from tokenizer_factory import train_sentencepiece, write_authors_tokenizer_dir
 

@@ -18,16 +18,11 @@ import torch
 pytest.importorskip("transformers")
 spm = pytest.importorskip("sentencepiece")
 
-from mpg_sam2 import tokenizer as tokenizer_module  # noqa: E402
+from mpg_sam2.checkpoint import tokenizer_files as tokenizer_module  # noqa: E402
 from tokenizer_factory import TRAINING_CORPUS, train_sentencepiece, write_authors_tokenizer_dir  # noqa: E402
 from mpg_sam2.checkpoint.files import SENTENCEPIECE_FILE  # noqa: E402
-from mpg_sam2.tokenizer import (  # noqa: E402
-    ReferringTokenizer,
-    TokenizedText,
-    attention_mask_from_ids,
-    load_tokenizer,
-    save_tokenizer,
-)
+from mpg_sam2.checkpoint.tokenizer_files import load_tokenizer, save_tokenizer  # noqa: E402
+from mpg_sam2.tokenizer import ReferringTokenizer, TokenizedText, attention_mask_from_ids  # noqa: E402
 
 EXPRESSIONS = [
     "the man in the red shirt",

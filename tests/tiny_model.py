@@ -25,7 +25,7 @@ def tiny_tokenizer(folder):
     """A small sentencepiece tokenizer saved like the authors' (ids fit the tiny vocabulary)."""
     import sentencepiece as spm
 
-    from mpg_sam2.tokenizer import load_tokenizer
+    from mpg_sam2.checkpoint.tokenizer_files import load_tokenizer
     from tokenizer_factory import train_sentencepiece, write_authors_tokenizer_dir
 
     proto = train_sentencepiece()

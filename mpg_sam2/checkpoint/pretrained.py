@@ -36,7 +36,8 @@ from mpg_sam2.checkpoint.strict_loading import empty_weights, load_strict
 from mpg_sam2.checkpoint.write_weights import write_checkpoint_dir
 from mpg_sam2.config import MPGSAM2Config, get_preset
 from mpg_sam2.model.mpg_sam2 import MPGSAM2
-from mpg_sam2.tokenizer import ReferringTokenizer, load_tokenizer, save_tokenizer
+from mpg_sam2.checkpoint.tokenizer_files import load_tokenizer, save_tokenizer
+from mpg_sam2.tokenizer import ReferringTokenizer
 
 __all__ = ["Pretrained", "config_from_checkpoint", "load_pretrained", "save_pretrained"]
 

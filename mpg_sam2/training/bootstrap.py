@@ -23,7 +23,8 @@ import torch
 from mpg_sam2.checkpoint.files import has_tokenizer
 from mpg_sam2.config import MPGSAM2Config, get_preset
 from mpg_sam2.model.mpg_sam2 import MPGSAM2
-from mpg_sam2.tokenizer import ReferringTokenizer, load_tokenizer
+from mpg_sam2.checkpoint.tokenizer_files import load_tokenizer
+from mpg_sam2.tokenizer import ReferringTokenizer
 from mpg_sam2.training.ablations import with_ablations
 from mpg_sam2.training.checkpointing import TRAINING_ARGS_FILE, latest_checkpoint
 from mpg_sam2.training.distributed import DistributedContext

@@ -3,7 +3,7 @@
 The released checkpoints read text with BEiT-3's 64k-piece XLM-R sentencepiece model. A model
 trained from scratch on a small benchmark (the synthetic one has 38 words) needs no such
 vocabulary: a unigram model trained on its sentences, saved with the same files and the same id
-convention, loads through :func:`mpg_sam2.tokenizer.load_tokenizer` like the real one.
+convention, loads through :func:`mpg_sam2.checkpoint.tokenizer_files.load_tokenizer` like the real one.
 
 Ids (XLM-R / fairseq): ``<s>`` 0, ``<pad>`` 1, ``</s>`` 2, ``<unk>`` 3; sentencepiece piece ``i``
 becomes ``i + 1``; ``<mask>`` follows the pieces and ``[SEG]`` follows ``<mask>``. The BEiT-3
@@ -24,7 +24,8 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 from mpg_sam2.checkpoint.files import SENTENCEPIECE_FILE
-from mpg_sam2.tokenizer import SEG_TOKEN, ReferringTokenizer, load_tokenizer
+from mpg_sam2.checkpoint.tokenizer_files import load_tokenizer
+from mpg_sam2.tokenizer import SEG_TOKEN, ReferringTokenizer
 
 __all__ = [
     "required_vocab_size",
@@ -83,7 +84,7 @@ def write_xlmr_tokenizer_dir(directory: str | Path, sp_model_proto: bytes) -> Pa
     """Write ``sentencepiece.bpe.model`` + the XLM-R tokenizer config files into ``directory``.
 
     The files are those an XLM-R tokenizer's ``save_pretrained`` writes after the authors set
-    pad = unk and added ``[SEG]``; :func:`mpg_sam2.tokenizer.load_tokenizer` reads them.
+    pad = unk and added ``[SEG]``; :func:`mpg_sam2.checkpoint.tokenizer_files.load_tokenizer` reads them.
     """
     import sentencepiece as spm
 
