@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 import re
 import zlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -98,13 +98,21 @@ def unit_uniform(name: str, shape: Sequence[int], seed: int = 0) -> np.ndarray:
     Returns:
         float64 array of ``shape``.
     """
+    return _fill(name, shape, seed, np.float64, lambda dims, x: x)
+
+
+def _fill(
+    name: str, shape: Sequence[int], seed: int, dtype: type, transform: Callable[[tuple[int, ...], np.ndarray], np.ndarray]
+) -> np.ndarray:
+    """The entry's stream chunk by chunk (bounded float64 temporaries), ``transform(dims, x)``
+    applied in float64 and stored as ``dtype``."""
     dims = _check_shape(name, shape)
     n = math.prod(dims)
     base = np.uint64(_entry_key(name, seed)) << np.uint64(32)
-    out = np.empty(n, dtype=np.float64)
+    out = np.empty(n, dtype=dtype)
     for start in range(0, n, _CHUNK):
         stop = min(n, start + _CHUNK)
-        out[start:stop] = _unit_uniform_chunk(base, start, stop)
+        out[start:stop] = transform(dims, _unit_uniform_chunk(base, start, stop))
     return out.reshape(dims)
 
 
@@ -143,14 +151,7 @@ def synth_tensor(name: str, shape: Sequence[int], seed: int = 0) -> np.ndarray:
     Returns:
         float32 array of ``shape``, bit-identical for the same (name, shape, seed) everywhere.
     """
-    dims = _check_shape(name, shape)
-    n = math.prod(dims)
-    base = np.uint64(_entry_key(name, seed)) << np.uint64(32)
-    out = np.empty(n, dtype=np.float32)
-    for start in range(0, n, _CHUNK):
-        stop = min(n, start + _CHUNK)
-        out[start:stop] = _scale(name, dims, _unit_uniform_chunk(base, start, stop))
-    return out.reshape(dims)
+    return _fill(name, shape, seed, np.float32, lambda dims, x: _scale(name, dims, x))
 
 
 def synth_state_dict(layout: Mapping[str, Sequence[int]], seed: int = 0) -> dict[str, torch.Tensor]:

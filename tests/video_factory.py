@@ -73,36 +73,31 @@ def write_video(
         container.mux(packet)
     if audio is not None:
         duration = (timestamps[-1] + 1 / fps) if timestamps is not None else len(frames) / fps
-        n = int(duration * 48000)
-        tone = (0.3 * np.sin(2 * np.pi * audio_hz * np.arange(n) / 48000)).astype(np.float32)
-        step = 960
-        for start in range(0, n, step):
-            af = av.AudioFrame.from_ndarray(tone[None, start : start + step].copy(), format="flt", layout="mono")
-            af.sample_rate = 48000
-            af.pts = start
-            af.time_base = Fraction(1, 48000)
-            for packet in audio.encode(af):
-                container.mux(packet)
-        for packet in audio.encode():
-            container.mux(packet)
+        _encode_tone(container, audio, duration, audio_hz)
     container.close()
     return path
+
+
+def _encode_tone(container, audio, seconds: float, hz: float) -> None:
+    """A 48 kHz mono sine tone of ``seconds`` into ``audio`` (960-sample frames suit AAC and Opus)."""
+    n = int(seconds * 48000)
+    tone = (0.3 * np.sin(2 * np.pi * hz * np.arange(n) / 48000)).astype(np.float32)
+    for start in range(0, n, 960):
+        af = av.AudioFrame.from_ndarray(tone[None, start : start + 960].copy(), format="flt", layout="mono")
+        af.sample_rate = 48000
+        af.pts = start
+        af.time_base = Fraction(1, 48000)
+        for packet in audio.encode(af):
+            container.mux(packet)
+    for packet in audio.encode():
+        container.mux(packet)
 
 
 def write_audio_only(path: Path, seconds: float = 0.5) -> Path:
     """An .m4a with a sine tone and no video stream."""
     container = av.open(str(path), mode="w", format="mp4")
     audio = container.add_stream("aac", rate=48000, layout="mono")
-    n = int(seconds * 48000)
-    tone = (0.3 * np.sin(2 * np.pi * 440 * np.arange(n) / 48000)).astype(np.float32)
-    for start in range(0, n, 1024):
-        af = av.AudioFrame.from_ndarray(tone[None, start : start + 1024].copy(), format="flt", layout="mono")
-        af.sample_rate = 48000
-        af.pts = start
-        for packet in audio.encode(af):
-            container.mux(packet)
-    for packet in audio.encode():
-        container.mux(packet)
+    _encode_tone(container, audio, seconds, 440.0)
     container.close()
     return path
 

@@ -50,23 +50,16 @@ def load_strict(model: nn.Module, state_dict: Mapping[str, torch.Tensor]) -> Non
     as a size-mismatch traceback.
     """
     expected = model.state_dict()
-    missing = sorted(set(expected) - set(state_dict))
-    unexpected = sorted(set(state_dict) - set(expected))
-    wrong_shape = sorted(
-        f"{k}: checkpoint {tuple(state_dict[k].shape)} vs model {tuple(expected[k].shape)}"
-        for k in set(expected) & set(state_dict)
-        if tuple(state_dict[k].shape) != tuple(expected[k].shape)
+    report = mismatch_report(
+        "checkpoint does not match the model configuration:",
+        expected,
+        state_dict,
+        unexpected_label="unexpected keys",
+        hint="check that the preset / config.json matches the checkpoint",
+        check_missing=True,
     )
-    if missing or unexpected or wrong_shape:
-        lines = ["checkpoint does not match the model configuration:"]
-        if missing:
-            lines.append(f"  missing keys ({len(missing)}): {', '.join(missing)}")
-        if unexpected:
-            lines.append(f"  unexpected keys ({len(unexpected)}): {', '.join(unexpected)}")
-        if wrong_shape:
-            lines.append(f"  shape mismatches ({len(wrong_shape)}): {'; '.join(wrong_shape)}")
-        lines.append("  check that the preset / config.json matches the checkpoint")
-        raise RuntimeError("\n".join(lines))
+    if report is not None:
+        raise RuntimeError(report)
     # A model built with empty_weights() holds meta tensors: take the checkpoint's tensors
     # instead of copying into them (requires_grad stays the model's).
     on_meta = any(t.is_meta for t in expected.values())
@@ -74,3 +67,36 @@ def load_strict(model: nn.Module, state_dict: Mapping[str, torch.Tensor]) -> Non
     leftover = [name for name, t in (*model.named_parameters(), *model.named_buffers()) if t.is_meta]
     if leftover:
         raise RuntimeError(f"tensors still without data after loading: {leftover}")
+
+
+def mismatch_report(
+    title: str,
+    expected: Mapping[str, torch.Tensor],
+    given: Mapping[str, torch.Tensor],
+    *,
+    unexpected_label: str,
+    hint: str,
+    check_missing: bool = False,
+    limit: int | None = None,
+) -> str | None:
+    """A readable report of how ``given`` (a file's tensors, in our names) fails to fit
+    ``expected`` (the model's state dict), or None when it fits: keys the model lacks, keys the
+    file lacks (with ``check_missing``) and shapes that differ, each list cut to ``limit`` names."""
+    sections = []
+    if check_missing:
+        sections.append(("missing keys", sorted(set(expected) - set(given)), ", "))
+    sections.append((unexpected_label, sorted(set(given) - set(expected)), ", "))
+    wrong_shape = sorted(
+        f"{key}: checkpoint {tuple(given[key].shape)} vs model {tuple(expected[key].shape)}"
+        for key in set(expected) & set(given)
+        if tuple(given[key].shape) != tuple(expected[key].shape)
+    )
+    sections.append(("shape mismatches", wrong_shape, "; "))
+    if not any(names for _, names, _ in sections):
+        return None
+    lines = [title]
+    for label, names, separator in sections:
+        if names:
+            lines.append(f"  {label} ({len(names)}): {separator.join(names[:limit])}")
+    lines.append(f"  {hint}")
+    return "\n".join(lines)

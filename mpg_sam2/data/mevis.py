@@ -27,7 +27,8 @@ from PIL import Image
 
 from mpg_sam2.mask_io import rle
 
-from .types import ReferringDataset, ReferringSample, ReferringVideo, frame_paths, read_meta_expressions, require_dir, require_file
+from .types import ReferringDataset, ReferringSample, ReferringVideo, frame_paths, meta_video_frames
+from .types import read_meta_expressions, require_dir, require_file
 
 __all__ = ["LazyMaskDict", "RleMaskSource", "SPLITS", "load_mevis"]
 
@@ -113,8 +114,7 @@ def load_mevis(root: str | Path, split: str = "valid_u") -> ReferringDataset:
     videos = []
     for video_id in sorted(videos_meta):
         entry = videos_meta[video_id]
-        names = tuple(str(n) for n in entry["frames"])
-        paths = frame_paths(require_dir(image_root / video_id, f"frames of video {video_id!r}", LAYOUT), names)
+        names, paths = meta_video_frames(entry, image_root, video_id, LAYOUT)
         samples = []
         for exp_id, exp in entry["expressions"].items():
             object_ids = tuple(str(o) for o in exp.get("obj_id", ()))

@@ -30,16 +30,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .types import (
-    PaletteMaskSource,
-    ReferringDataset,
-    ReferringSample,
-    ReferringVideo,
-    frame_paths,
-    read_meta_expressions,
-    require_dir,
-    require_file,
-)
+from .types import PaletteMaskSource, ReferringDataset, ReferringSample, ReferringVideo, frame_paths
+from .types import meta_video_frames, read_meta_expressions, require_dir, require_file
 
 __all__ = ["ANNOTATORS", "SPLITS", "load_ref_davis17"]
 
@@ -96,8 +88,7 @@ def load_ref_davis17(
     videos = []
     for video_id in video_ids:
         entry = videos_meta[video_id]
-        names = tuple(str(n) for n in entry["frames"])
-        paths = frame_paths(require_dir(image_root / video_id, f"frames of video {video_id!r}", LAYOUT), names)
+        names, paths = meta_video_frames(entry, image_root, video_id, LAYOUT)
         labels = frame_paths(require_dir(label_root / video_id, f"annotations of video {video_id!r}", LAYOUT), names, ".png")
         expressions = list(entry["expressions"].items())
         if len(expressions) % len(ANNOTATORS):
@@ -112,14 +103,8 @@ def load_ref_davis17(
             obj_id = str(exp["obj_id"])
             samples.append(
                 ReferringSample(
-                    video_id=video_id,
-                    expression_id=str(exp_id),
-                    expression=exp["exp"],
-                    frame_names=names,
-                    frame_paths=paths,
-                    masks=PaletteMaskSource(labels, (int(obj_id),)),
-                    object_ids=(obj_id,),
-                    annotator=position % len(ANNOTATORS),
+                    video_id, str(exp_id), exp["exp"], names, paths, masks=PaletteMaskSource(labels, (int(obj_id),)),
+                    object_ids=(obj_id,), annotator=position % len(ANNOTATORS),
                 )
             )
         videos.append(ReferringVideo(video_id, names, paths, tuple(samples)))

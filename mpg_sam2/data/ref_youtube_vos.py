@@ -18,15 +18,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .types import (
-    PaletteMaskSource,
-    ReferringDataset,
-    ReferringSample,
-    ReferringVideo,
-    frame_paths,
-    read_meta_expressions,
-    require_dir,
-)
+from .types import PaletteMaskSource, ReferringDataset, ReferringSample, ReferringVideo, frame_paths
+from .types import meta_video_frames, read_meta_expressions, require_dir
 
 __all__ = ["SPLITS", "load_ref_youtube_vos", "meta_expressions_path"]
 
@@ -59,8 +52,7 @@ def load_ref_youtube_vos(root: str | Path, split: str = "valid") -> ReferringDat
     videos = []
     for video_id in video_ids:
         entry = videos_meta[video_id]
-        names = tuple(str(n) for n in entry["frames"])
-        paths = frame_paths(require_dir(image_root / video_id, f"frames of video {video_id!r}", LAYOUT), names)
+        names, paths = meta_video_frames(entry, image_root, video_id, LAYOUT)
         label_paths = None
         if annotation_root is not None:
             label_dir = require_dir(annotation_root / video_id, f"annotations of video {video_id!r}", LAYOUT)
@@ -76,15 +68,7 @@ def load_ref_youtube_vos(root: str | Path, split: str = "valid") -> ReferringDat
                     raise ValueError(f"train expression {exp_id!r} of video {video_id!r} has no obj_id; the train meta must name its object")
                 masks = PaletteMaskSource(label_paths, (int(object_ids[0]),))
             samples.append(
-                ReferringSample(
-                    video_id=video_id,
-                    expression_id=str(exp_id),
-                    expression=exp["exp"],
-                    frame_names=names,
-                    frame_paths=paths,
-                    masks=masks,
-                    object_ids=object_ids,
-                )
+                ReferringSample(video_id, str(exp_id), exp["exp"], names, paths, masks=masks, object_ids=object_ids)
             )
         videos.append(ReferringVideo(video_id, names, paths, tuple(samples)))
     return ReferringDataset("ref-youtube-vos", split, root, tuple(videos), has_ground_truth=split == "train")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Protocol, Sequence, runtime_checkable
+from typing import Any, Iterator, Mapping, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 from PIL import Image
@@ -158,6 +158,15 @@ class ReferringDataset:
 def frame_paths(folder: Path, frame_names: Sequence[str], suffix: str = ".jpg") -> tuple[Path, ...]:
     """``folder/<name><suffix>`` for each frame name."""
     return tuple(folder / f"{name}{suffix}" for name in frame_names)
+
+
+def meta_video_frames(
+    entry: Mapping[str, Any], image_root: Path, video_id: str, layout: str
+) -> tuple[tuple[str, ...], tuple[Path, ...]]:
+    """Frame names of one ``meta_expressions.json`` video entry and their JPEGs under
+    ``image_root/<video_id>/`` (the folder must exist)."""
+    names = tuple(str(n) for n in entry["frames"])
+    return names, frame_paths(require_dir(image_root / video_id, f"frames of video {video_id!r}", layout), names)
 
 
 def require_dir(path: Path, what: str, layout: str) -> Path:

@@ -23,6 +23,7 @@ import torch
 
 from mpg_sam2.checkpoint.key_mapping import authors_key_to_ours
 from mpg_sam2.checkpoint.read_weights import read_state_dict
+from mpg_sam2.checkpoint.strict_loading import mismatch_report
 from mpg_sam2.model.mpg_sam2 import MPGSAM2
 
 __all__ = ["InitReport", "init_from_beit3", "init_from_sam2", "left_at_init"]
@@ -43,20 +44,16 @@ class InitReport:
 
 def _assign(model: MPGSAM2, mapped: Mapping[str, torch.Tensor], source: Path) -> list[str]:
     own = model.state_dict()
-    unknown = sorted(k for k in mapped if k not in own)
-    wrong = sorted(
-        f"{k}: file {tuple(v.shape)} vs model {tuple(own[k].shape)}"
-        for k, v in mapped.items()
-        if k in own and tuple(v.shape) != tuple(own[k].shape)
+    report = mismatch_report(
+        f"{source} does not fit this model configuration:",
+        own,
+        mapped,
+        unexpected_label="keys with no place in the model",
+        hint="check the preset (SAM 2 variant, BEiT-3 size, vocabulary) against the file",
+        limit=20,
     )
-    if unknown or wrong:
-        lines = [f"{source} does not fit this model configuration:"]
-        if unknown:
-            lines.append(f"  keys with no place in the model ({len(unknown)}): {', '.join(unknown[:20])}")
-        if wrong:
-            lines.append(f"  shape mismatches ({len(wrong)}): {'; '.join(wrong[:20])}")
-        lines.append("  check the preset (SAM 2 variant, BEiT-3 size, vocabulary) against the file")
-        raise ValueError("\n".join(lines))
+    if report is not None:
+        raise ValueError(report)
     with torch.no_grad():
         for name, tensor in mapped.items():
             own[name].copy_(tensor.to(dtype=own[name].dtype))
