@@ -122,7 +122,8 @@ def _evaluate_parser(sub: argparse._SubParsersAction) -> None:
 
 def run_evaluate(args: argparse.Namespace) -> int:
     from mpg_sam2.evaluation.aggregate import format_table
-    from mpg_sam2.evaluation.runner import EvaluationConfig, resolve_shard, run_evaluation
+    from mpg_sam2.evaluation.runner import EvaluationConfig, run_evaluation
+    from mpg_sam2.evaluation.shards import resolve_shard
 
     index, count, local_rank = resolve_shard(args.shard_index, args.shard_count)
     config = EvaluationConfig(

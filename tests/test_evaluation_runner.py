@@ -21,7 +21,8 @@ from dataset_factory import HEIGHT, WIDTH, write_mevis, write_ref_davis17, write
 from mpg_sam2.cli import main
 from mpg_sam2.evaluation import boundary_f_measure, read_results_json, region_similarity
 from mpg_sam2.evaluation import davis_unsupervised, runner
-from mpg_sam2.evaluation.runner import EvaluationConfig, resolve_shard, run_evaluation
+from mpg_sam2.evaluation.runner import EvaluationConfig, run_evaluation
+from mpg_sam2.evaluation.shards import resolve_shard
 from mpg_sam2.checkpoint.pretrained import load_pretrained
 from tiny_model import save_tiny_checkpoint
 

@@ -10,26 +10,22 @@ Data flow::
        submission zip (:mod:`.submission`)
 
 Resuming: an output folder whose PNGs are all present is never recomputed; the PNGs are the
-truth. ``<out>/evaluation_state/shard-<i>-of-<n>.json`` records the settings of the run (a resume
-with another model, threshold, precision or frame limit is refused rather than mixed in) and
-whether the shard finished. Sharding splits the videos (``dataset.shard``); under ``torchrun``
-the shard comes from ``RANK`` / ``WORLD_SIZE`` and the GPU from ``LOCAL_RANK``. The shard that
-finishes last merges: it scores all shards' PNGs and writes the table and the zip; ``merge=True``
-does the same by hand.
+truth. Each shard keeps a state file (:mod:`.shards`: the run's settings, so a resume with other
+settings is refused, and whether it finished). Sharding splits the videos (``dataset.shard``);
+the shard that finishes last merges: it scores all shards' PNGs and writes the table and the
+zip; ``merge=True`` does the same by hand.
 """
 from __future__ import annotations
 
-import json
-import os
 import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
-from mpg_sam2.atomic import atomic_dir, atomic_file
+from mpg_sam2.atomic import atomic_dir
 from mpg_sam2.data.types import ReferringDataset, ReferringSample, ReferringVideo
 from mpg_sam2.mask_io.label_map import label_map
 from mpg_sam2.mask_io.png import write_binary_png, write_label_png
@@ -40,6 +36,7 @@ from .aggregate import ResultsTable, summarize, write_results_csv, write_results
 from .benchmarks import Benchmark, OutputUnit, get_benchmark, load_benchmark, output_units, unit_complete
 from .davis_unsupervised import VOID
 from .scoring import score_dataset
+from .shards import check_fingerprint, merge_lock, shard_state_path, unfinished_shards, write_shard_state
 from .submission import write_submission_zip
 
 __all__ = [
@@ -48,12 +45,8 @@ __all__ = [
     "VideoDone",
     "iter_predict",
     "merge",
-    "resolve_shard",
     "run_evaluation",
 ]
-
-STATE_DIR = "evaluation_state"
-
 
 @dataclass(frozen=True)
 class EvaluationConfig:
@@ -131,18 +124,6 @@ class VideoDone:
     seconds: float
 
 
-def resolve_shard(
-    index: int | None, count: int | None, env: Mapping[str, str] = os.environ
-) -> tuple[int, int, int | None]:
-    """(shard index, shard count, local rank): explicit values, else torchrun's RANK / WORLD_SIZE."""
-    local_rank = int(env["LOCAL_RANK"]) if "LOCAL_RANK" in env else None
-    if index is None and count is None and "WORLD_SIZE" in env:
-        return int(env.get("RANK", "0")), int(env["WORLD_SIZE"]), local_rank
-    if (index is None) != (count is None):
-        raise ValueError("give both --shard-index and --shard-count, or neither")
-    return (index or 0), (count or 1), local_rank
-
-
 def _texts(samples: Sequence[ReferringSample]) -> list[str]:
     return [s.expression.strip() for s in samples]
 
@@ -202,38 +183,6 @@ def iter_predict(
         yield VideoDone(video.video_id, segmented, total - segmented, time.perf_counter() - start)
 
 
-def _state_path(out: Path, index: int, count: int) -> Path:
-    return out / STATE_DIR / f"shard-{index}-of-{count}.json"
-
-
-def _read_states(out: Path) -> dict[Path, dict]:
-    states = {}
-    for path in sorted((out / STATE_DIR).glob("shard-*-of-*.json")):
-        try:
-            states[path] = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as e:
-            raise RuntimeError(f"state file {path} is unreadable ({e}); delete it to start that shard afresh") from None
-    return states
-
-
-def _write_state(path: Path, payload: dict) -> None:
-    with atomic_file(path) as tmp:
-        tmp.write_text(json.dumps(payload, indent=1), encoding="utf-8")
-
-
-def _check_fingerprint(config: EvaluationConfig) -> None:
-    wanted = config.fingerprint()
-    for path, state in _read_states(config.out).items():
-        had = state.get("config", {})
-        changed = {k: (had.get(k), v) for k, v in wanted.items() if had.get(k) != v}
-        if changed:
-            what = ", ".join(f"{k} {a!r} -> {b!r}" for k, (a, b) in changed.items())
-            raise ValueError(
-                f"{config.out} holds predictions of another run ({what}, see {path}); "
-                "use a new --out folder, or delete the old one to start over"
-            )
-
-
 def _device(config: EvaluationConfig, local_rank: int | None):
     import torch
 
@@ -261,13 +210,13 @@ def run_evaluation(
     dataset = load_benchmark(benchmark, config.root, config.split, config.max_frames)
     if config.merge:
         return merge(config, dataset, progress=progress)
-    _check_fingerprint(config)
+    check_fingerprint(config.out, config.fingerprint())
     report = EvaluationReport(benchmark.name, dataset.split, config.out)
     shard = dataset.shard(config.shard_index, config.shard_count)
-    state_path = _state_path(config.out, config.shard_index, config.shard_count)
+    state_path = shard_state_path(config.out, config.shard_index, config.shard_count)
     state = {"config": config.fingerprint(), "shard": [config.shard_index, config.shard_count], "finished": False,
              "videos": len(shard.videos), "videos_done": 0, "predicted": 0, "skipped": 0, "seconds": 0.0}
-    _write_state(state_path, state)
+    write_shard_state(state_path, state)
 
     def load() -> Any:
         if pretrained is not None:
@@ -289,36 +238,27 @@ def run_evaluation(
         report.skipped += done.skipped
         state.update(videos_done=state["videos_done"] + 1, predicted=report.predicted, skipped=report.skipped,
                      seconds=round(time.perf_counter() - start, 3))
-        _write_state(state_path, state)
+        write_shard_state(state_path, state)
         if bar is not None:
             bar.update(done.predicted + done.skipped)
     if bar is not None:
         bar.close()
     report.seconds["predict"] = time.perf_counter() - start
     state["finished"] = True
-    _write_state(state_path, state)
+    write_shard_state(state_path, state)
 
-    states = _read_states(config.out)
-    report.pending_shards = [
-        i for i in range(config.shard_count)
-        if not states.get(_state_path(config.out, i, config.shard_count), {}).get("finished", False)
-    ]
+    report.pending_shards = unfinished_shards(config.out, config.shard_count)
     if report.pending_shards:
         report.notes.append(
             f"shards {report.pending_shards} of {config.shard_count} are not finished; the last one to finish "
             "merges, or run the same command with --merge"
         )
         return report
-    lock = config.out / STATE_DIR / "merge.lock"
-    try:  # shards finishing together: the one that creates the lock merges
-        os.close(os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
-    except FileExistsError:
-        report.notes.append(f"another shard is merging ({lock} exists); if none is, delete it or run with --merge")
-        return report
-    try:
+    with merge_lock(config.out) as (lock, acquired):
+        if not acquired:
+            report.notes.append(f"another shard is merging ({lock} exists); if none is, delete it or run with --merge")
+            return report
         merged = merge(config, dataset, progress=progress)
-    finally:
-        lock.unlink()
     merged.predicted, merged.skipped = report.predicted, report.skipped
     merged.seconds = {**report.seconds, **merged.seconds}
     return merged
