@@ -73,11 +73,6 @@ class TokenizedText:
         """Number of tokens L, including ``<s>`` and ``</s>``."""
         return int(self.input_ids.shape[1])
 
-    @property
-    def text_padding_position(self) -> torch.Tensor:
-        """bool ``[1, L]``: True where BEiT-3 treats the token as padding (``not attention_mask``)."""
-        return ~self.attention_mask
-
 
 def attention_mask_from_ids(input_ids: torch.Tensor, pad_token_id: int = PAD_TOKEN_ID) -> torch.Tensor:
     """The authors' attention mask: every token that is not the pad (= unk) id.

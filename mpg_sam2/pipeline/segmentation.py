@@ -127,7 +127,16 @@ def iter_segment_video(
     timestamps_s: Sequence[float] | None = None,
     options: SegmentationOptions = SegmentationOptions(),
 ) -> Iterator[Progress]:
-    """Generator form of :func:`segment_video`: yields progress per expression and per frame."""
+    """Masks, mask priors, object scores (and attention maps) for every expression, as a
+    generator: progress per expression and per frame, the last event carries the result.
+
+    Args:
+        frames: uint8 ``[T, H, W, 3]`` RGB frames (see :mod:`mpg_sam2.video` to decode a file).
+        expressions: sentences (tokenised with ``tokenizer``) or already prepared expressions.
+        model: an MPG-SAM 2 model in eval mode on the device to use.
+        fps / timestamps_s: timing of the frames (for the result and exports).
+        options: threshold, precision, attention recording, memory offloading, encoder batch.
+    """
     frames = _check_frames(frames)
     num_frames, height, width, _ = frames.shape
     if timestamps_s is None:
@@ -233,29 +242,10 @@ def iter_segment_video(
     yield Progress("done", num_frames, num_frames, "done", result=segmentation)
 
 
-def segment_video(
-    frames: np.ndarray,
-    expressions: Sequence[str] | Sequence[PreparedExpression],
-    model: MPGSAM2,
-    tokenizer: ReferringTokenizer | None = None,
-    *,
-    fps: float = 30.0,
-    timestamps_s: Sequence[float] | None = None,
-    options: SegmentationOptions = SegmentationOptions(),
-) -> VideoSegmentation:
-    """Masks, mask priors, object scores (and attention maps) for every expression.
-
-    Args:
-        frames: uint8 ``[T, H, W, 3]`` RGB frames (see :mod:`mpg_sam2.video` to decode a file).
-        expressions: sentences (tokenised with ``tokenizer``) or already prepared expressions.
-        model: an MPG-SAM 2 model in eval mode on the device to use.
-        fps / timestamps_s: timing of the frames (for the result and exports).
-        options: threshold, precision, attention recording, memory offloading.
-    """
+def segment_video(*args, **kwargs) -> VideoSegmentation:
+    """:func:`iter_segment_video` run to completion: its result."""
     result = None
-    for event in iter_segment_video(
-        frames, expressions, model, tokenizer, fps=fps, timestamps_s=timestamps_s, options=options
-    ):
+    for event in iter_segment_video(*args, **kwargs):
         result = event.result
     assert result is not None
     return result

@@ -106,7 +106,13 @@ def iter_write_dataset(
     expressions: int = 4,
     overwrite: bool = False,
 ) -> Iterator[Progress]:
-    """Write the dataset clip by clip, yielding :class:`Progress` after each; see :func:`write_dataset`."""
+    """Generate ``train``/``val``/``test`` clips and write them under ``out_dir`` clip by clip,
+    yielding :class:`Progress` after each.
+
+    ``val`` is written as the ``valid`` split, as Ref-YouTube-VOS names it. ``size`` is an int or
+    ``(height, width)``; ``objects`` the inclusive range of objects per clip; ``expressions`` the
+    most expressions per clip. An existing dataset in ``out_dir`` is replaced only with ``overwrite``.
+    """
     counts = {"train": train, "valid": val, "test": test}
     _check_counts(counts)
     height, width = parse_size(size)
@@ -151,28 +157,8 @@ def iter_write_dataset(
     (root / "synthetic_info.json").write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
 
 
-def write_dataset(
-    out_dir: str | os.PathLike[str],
-    seed: int = 0,
-    train: int = 400,
-    val: int = 50,
-    test: int = 50,
-    *,
-    frames: int = 8,
-    size: int | tuple[int, int] = 256,
-    objects: tuple[int, int] = (2, 5),
-    expressions: int = 4,
-    overwrite: bool = False,
-) -> Path:
-    """Generate ``train``/``val``/``test`` clips and write them under ``out_dir``; returns ``out_dir``.
-
-    ``val`` is written as the ``valid`` split, as Ref-YouTube-VOS names it. ``size`` is an int or
-    ``(height, width)``; ``objects`` the inclusive range of objects per clip; ``expressions`` the
-    most expressions per clip. An existing dataset in ``out_dir`` is replaced only with ``overwrite``.
-    """
-    steps = iter_write_dataset(
-        out_dir, seed, train, val, test, frames=frames, size=size, objects=objects, expressions=expressions, overwrite=overwrite
-    )
-    for _ in steps:
+def write_dataset(out_dir: str | os.PathLike[str], *args, **kwargs) -> Path:
+    """:func:`iter_write_dataset` run to completion; returns ``out_dir``."""
+    for _ in iter_write_dataset(out_dir, *args, **kwargs):
         pass
     return Path(out_dir)
