@@ -36,8 +36,8 @@ def _segment_parser(sub: argparse._SubParsersAction) -> None:
 def run_segment(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from mpg_sam2.pipeline.devices import check_precision, select_device
     from mpg_sam2.checkpoint.pretrained import load_pretrained
+    from mpg_sam2.pipeline.devices import check_precision, select_device
     from mpg_sam2.pipeline.segmentation import Progress, SegmentationOptions
     from mpg_sam2.pipeline.video_file import VideoFileResult, iter_segment_video_file
     from mpg_sam2.video import FrameSampling
@@ -60,12 +60,11 @@ def run_segment(args: argparse.Namespace) -> int:
     )
     print(f"loading model {args.model} on {device} ({precision})", file=sys.stderr)
     pretrained = load_pretrained(args.model, device=device, revision=args.revision)
-    if pretrained.tokenizer is None:
-        raise RuntimeError(f"checkpoint {args.model} has no tokenizer files; it cannot read text")
+    tokenizer = pretrained.text_tokenizer()
     bars: dict[str, tqdm] = {}
     result = None
     for event in iter_segment_video_file(
-        args.video, expressions, pretrained.model, pretrained.tokenizer,
+        args.video, expressions, pretrained.model, tokenizer,
         out_dir=args.out, exports=exports, sampling=sampling, options=options,
     ):
         if isinstance(event, VideoFileResult):

@@ -123,3 +123,18 @@ def test_hub_download_goes_through_snapshot_download(tmp_path, monkeypatch):
     assert calls["repo_id"] == "someone/mpg-sam2-tiny" and calls["revision"] == "v1"
     assert loaded.path == snapshot / "tiny"
     assert torch.equal(loaded.model.text_feature_proj.weight, model.text_feature_proj.weight)
+
+
+def test_a_checkpoint_without_tokenizer_loads_but_cannot_read_text(tmp_path):
+    """One check, one message for every reader of sentences (CLI, evaluation, app)."""
+    from mpg_sam2.cli import main
+
+    folder = save_pretrained(tiny_model(seed=0), tmp_path / "no_tokenizer")
+    pretrained = load_pretrained(folder)
+    assert pretrained.tokenizer is None
+    with pytest.raises(RuntimeError, match="has no tokenizer files .* so it cannot read text"):
+        pretrained.text_tokenizer()
+    video = tmp_path / "clip.mp4"
+    video.write_bytes(b"")  # never opened: the model is refused first
+    code = main(["segment", str(video), "--expression", "the dog", "--model", str(folder), "--out", str(tmp_path / "out")])
+    assert code == 2 and not (tmp_path / "out").exists()

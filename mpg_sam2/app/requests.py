@@ -101,8 +101,10 @@ def prepare_request(
         raise UserInputError(f"The frame cap must be between 1 and {MAX_FRAMES}.")
     if fps is not None and fps < 0:
         raise UserInputError("The sampling rate must be positive (0 keeps the source rate).")
-    if pretrained.tokenizer is None:
-        raise UserInputError(f"The model {model_source} has no tokenizer files, so it cannot read text.")
+    try:
+        pretrained.text_tokenizer()
+    except RuntimeError as error:
+        raise UserInputError(f"The model {model_source} cannot be used: {error}.") from None
     try:
         options = SegmentationOptions(threshold=float(threshold), record_attention="attention" in (overlays or []))
     except ValueError as error:

@@ -33,10 +33,10 @@ from mpg_sam2.checkpoint.key_mapping import convert_authors_state_dict, is_autho
 from mpg_sam2.checkpoint.read_weights import read_state_dict
 from mpg_sam2.checkpoint.registry import REGISTRY, locate_release
 from mpg_sam2.checkpoint.strict_loading import empty_weights, load_strict
+from mpg_sam2.checkpoint.tokenizer_files import load_tokenizer, save_tokenizer
 from mpg_sam2.checkpoint.write_weights import write_checkpoint_dir
 from mpg_sam2.config import MPGSAM2Config, get_preset
 from mpg_sam2.model.mpg_sam2 import MPGSAM2
-from mpg_sam2.checkpoint.tokenizer_files import load_tokenizer, save_tokenizer
 from mpg_sam2.tokenizer import ReferringTokenizer
 
 __all__ = ["Pretrained", "config_from_checkpoint", "load_pretrained", "save_pretrained"]
@@ -50,6 +50,16 @@ class Pretrained:
     model: MPGSAM2
     tokenizer: ReferringTokenizer | None  # None when the checkpoint carries no tokenizer files
     path: Path  # the local checkpoint (after any download)
+
+    def text_tokenizer(self) -> ReferringTokenizer:
+        """The tokenizer, for everything that reads sentences; RuntimeError when the checkpoint
+        has none (the one place that says so, for the CLI, evaluation and the app alike)."""
+        if self.tokenizer is None:
+            raise RuntimeError(
+                f"checkpoint {self.path} has no tokenizer files ({' or '.join(TOKENIZER_FILES)}), so it cannot "
+                "read text; load the checkpoint folder that was saved with its tokenizer"
+            )
+        return self.tokenizer
 
 
 def config_from_checkpoint(

@@ -225,8 +225,7 @@ def run_evaluation(
 
         device, _ = _device(config, local_rank)
         loaded = load_pretrained(config.model_name, device=device, revision=config.revision)
-        if loaded.tokenizer is None:
-            raise RuntimeError(f"checkpoint {config.model_name} has no tokenizer files; it cannot read text")
+        loaded.text_tokenizer()  # fail before predicting, not at the first video
         return loaded
 
     precision = config.precision if pretrained is not None else _device(config, local_rank)[1]

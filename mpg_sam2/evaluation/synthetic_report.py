@@ -120,9 +120,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     pretrained = load_pretrained(args.model)
-    if pretrained.tokenizer is None:
-        parser.error(f"{args.model} has no tokenizer files; the synthetic benchmark needs the checkpoint's own tokenizer")
-    report = evaluate_synthetic(pretrained.model, pretrained.tokenizer, args.data, args.split, args.max_expressions, progress=True)
+    try:
+        tokenizer = pretrained.text_tokenizer()
+    except RuntimeError as error:
+        parser.error(str(error))
+    report = evaluate_synthetic(pretrained.model, tokenizer, args.data, args.split, args.max_expressions, progress=True)
     print(format_table(report.by_type, f"{args.split} split"))
     print(f"({report.seconds:.0f} s)")
     if args.json:
