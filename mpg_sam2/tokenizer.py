@@ -19,7 +19,6 @@ Reading and writing the tokenizer files of a checkpoint: :mod:`mpg_sam2.checkpoi
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch

@@ -114,3 +114,8 @@ def test_pngs_read_back(tmp_path: Path):
     Image.new("RGB", (3, 2)).save(tmp_path / "rgb.png")
     with pytest.raises(ValueError, match="PIL mode RGB"):
         read_label_png(tmp_path / "rgb.png")
+    # A 1-bit PNG (as some tools write a single object) reads as labels 0 / 1.
+    Image.fromarray(mask).convert("1").save(tmp_path / "bit.png")
+    bits = read_label_png(tmp_path / "bit.png")
+    assert bits.dtype == np.uint8
+    np.testing.assert_array_equal(bits, mask.astype(np.uint8))

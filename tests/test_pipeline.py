@@ -226,3 +226,9 @@ def test_bad_frames(model, tokenizer):
         segment_video(np.zeros((2, 8, 8), np.float32), ["the dog"], model, tokenizer)
     with pytest.raises(ValueError, match="threshold"):
         SegmentationOptions(threshold=1.5)
+
+
+def test_segment_video_shows_the_generator_parameters():
+    import inspect
+
+    assert list(inspect.signature(segment_video).parameters) == list(inspect.signature(iter_segment_video).parameters)

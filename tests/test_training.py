@@ -505,3 +505,14 @@ def test_prior_warmup_continues_from_a_checkpoint(synthetic_root, tmp_path):
 
     with pytest.raises(ValueError, match="trained on the prior objective"):
         Trainer(TrainConfig(data=synthetic_root, out=tmp_path / "full", resume=second, threads=1), log=lambda line: None)
+
+
+def test_warm_up_refuses_a_checkpoint_without_its_tokenizer(tmp_path):
+    """Its text embedding was trained with the tokenizer it was saved with: no fresh one."""
+    from mpg_sam2.checkpoint.pretrained import save_pretrained
+    from mpg_sam2.training.prior_warmup import warm_up_prior
+
+    init = save_pretrained(_model(seed=3), tmp_path / "init")
+    with pytest.raises(ValueError, match="has no tokenizer files; a warm-up continues only from a full checkpoint"):
+        warm_up_prior(tmp_path / "data", tmp_path / "out", init_from=init)
+    assert not (tmp_path / "out").exists()

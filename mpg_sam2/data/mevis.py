@@ -27,7 +27,7 @@ from PIL import Image
 
 from mpg_sam2.mask_io import rle
 
-from .types import ReferringDataset, ReferringSample, ReferringVideo, frame_paths, meta_video_frames
+from .types import ReferringDataset, ReferringSample, ReferringVideo, meta_video_frames
 from .types import read_meta_expressions, require_dir, require_file
 
 __all__ = ["LazyMaskDict", "RleMaskSource", "SPLITS", "load_mevis"]

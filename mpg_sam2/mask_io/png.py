@@ -66,8 +66,8 @@ def write_label_png(path: str | os.PathLike[str], labels: np.ndarray, palette: S
 
 
 def read_label_png(path: str | os.PathLike[str], missing_hint: str = "") -> np.ndarray:
-    """``[H, W]`` object ids of a label PNG: its palette indices (uint8), or the grey values of a
-    grey PNG (uint8, or int32 / uint16 for 16-bit ones); 0 = background.
+    """``[H, W]`` object ids of a label PNG: its palette indices (uint8), the grey values of a
+    grey PNG (uint8, or int32 / uint16 for 16-bit ones), or 0/1 of a 1-bit PNG; 0 = background.
 
     ``missing_hint`` ends the FileNotFoundError of a missing file (what the user should do).
     """
@@ -75,6 +75,8 @@ def read_label_png(path: str | os.PathLike[str], missing_hint: str = "") -> np.n
     if not path.is_file():
         raise _missing("label PNG", path, missing_hint)
     with Image.open(path) as image:
+        if image.mode == "1":  # a 1-bit PNG: one object (davis2017-evaluation reads these too)
+            return np.asarray(image).astype(np.uint8)
         if image.mode not in ("P", "L", "I", "I;16"):
             raise ValueError(f"label PNG {path} has PIL mode {image.mode}; expected a palette ('P') or grey PNG of object ids")
         return np.asarray(image)

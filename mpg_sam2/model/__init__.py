@@ -3,7 +3,7 @@
 Data flow for one video (T frames) and one sentence::
 
     frames --224--> beit3 (per frame, with the caption) -> mask_prior_generator (all frames
-      jointly): mask priors [T, 1, g, g] + global context -> mpg_sam2.encode_expression: the
+      jointly): mask priors [T, 1, g, g] + global context -> MPGSAM2.encode_expression: the
       sentence's prompts for every frame (video_propagation.ReferringPrompts)
     frames --S--> frame_features (SAM 2's image encoder, once per frame, shared by sentences)
     video_propagation.propagate, THE frame loop: per frame, each sentence's ExpressionTracker

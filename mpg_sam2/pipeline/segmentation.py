@@ -15,6 +15,7 @@ in the model core, so each expression's masks equal a separate run's.
 from __future__ import annotations
 
 import contextlib
+import inspect
 import math
 import time
 from collections import defaultdict
@@ -249,6 +250,10 @@ def segment_video(*args, **kwargs) -> VideoSegmentation:
         result = event.result
     assert result is not None
     return result
+
+
+# help() and editors show the generator's parameters.
+segment_video.__signature__ = inspect.signature(iter_segment_video).replace(return_annotation="VideoSegmentation")
 
 
 def _fps_from(timestamps_s: np.ndarray, default: float) -> float:

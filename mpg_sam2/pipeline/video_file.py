@@ -1,6 +1,7 @@
 """One request end to end: a video file and sentences in, masks and every export out."""
 from __future__ import annotations
 
+import inspect
 import re
 import time
 from dataclasses import dataclass
@@ -120,6 +121,10 @@ def segment_video_file(*args, **kwargs) -> VideoFileResult:
             result = event
     assert result is not None
     return result
+
+
+# help() and editors show the generator's parameters.
+segment_video_file.__signature__ = inspect.signature(iter_segment_video_file).replace(return_annotation="VideoFileResult")
 
 
 def safe_name(stem: str) -> str:

@@ -35,6 +35,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from mpg_sam2.checkpoint.files import has_tokenizer
 from mpg_sam2.config import MPGSAM2Config
 from mpg_sam2.model.mpg_sam2 import MPGSAM2
 from mpg_sam2.tokenizer import ReferringTokenizer
@@ -176,7 +177,8 @@ class PriorObjective(Objective):
     def validate(self, model: MPGSAM2, tokenizer: ReferringTokenizer, autocast_dtype: torch.dtype | None) -> dict[str, float] | None:
         if not self._val_clips:
             return None
-        return {"prior_iou": prior_iou(model, self._val_clips), "caption_effect": caption_effect(model, self._val_clips)}
+        clips = [clip.to(model.device) for clip in self._val_clips]  # kept on the CPU between validations
+        return {"prior_iou": prior_iou(model, clips), "caption_effect": caption_effect(model, clips)}
 
     def describe_validation(self, scores: dict[str, float]) -> str:
         return f"validation prior IoU {scores['prior_iou']:.3f}, caption effect {scores['caption_effect']:.4f}"
@@ -199,6 +201,11 @@ def warm_up_prior(data: str | Path, out: str | Path, *, by_video: bool = True, l
     """
     from mpg_sam2.training.trainer import train
 
+    init_from = settings.get("init_from")
+    if init_from is not None and not has_tokenizer(Path(init_from)):
+        # Its text embedding was trained with the tokenizer it was saved with; a fresh one would
+        # give other ids.
+        raise ValueError(f"{init_from} has no tokenizer files; a warm-up continues only from a full checkpoint")
     config = TrainConfig(data=Path(data), out=Path(out), **{**WARMUP_DEFAULTS, **settings})
     return train(config, log, PriorObjective(by_video)).checkpoint
 

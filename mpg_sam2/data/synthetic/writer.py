@@ -18,6 +18,7 @@ depend on how many clips the other splits hold, and the same seed gives byte-ide
 """
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import shutil
@@ -162,3 +163,7 @@ def write_dataset(out_dir: str | os.PathLike[str], *args, **kwargs) -> Path:
     for _ in iter_write_dataset(out_dir, *args, **kwargs):
         pass
     return Path(out_dir)
+
+
+# help() and editors show the generator's parameters.
+write_dataset.__signature__ = inspect.signature(iter_write_dataset).replace(return_annotation="Path")
