@@ -139,7 +139,7 @@ def pick_expressions(expressions: tuple[tuple[str, str, int], ...], count: int =
 def synthetic_frames(example: SyntheticExample) -> tuple[np.ndarray, list[tuple[str, str, int]]]:
     """The clip's uint8 ``[T, H, W, 3]`` frames and its chosen ``(text, type, target_id)``."""
     clip = generate_clip(example.seed, frames=SYNTHETIC_FRAMES, size=SYNTHETIC_SIZE, expressions=SYNTHETIC_CANDIDATES)
-    chosen = pick_expressions(tuple(tuple(e) for e in clip.expressions))
+    chosen = pick_expressions(tuple((e.text, e.type, e.target_id) for e in clip.expressions))
     if len(chosen) < 2:
         raise RuntimeError(f"seed {example.seed} gave fewer than 2 expressions of distinct types and targets; pick another seed")
     return clip.frames, chosen

@@ -20,6 +20,7 @@ from mpg_sam2.data.synthetic import (
     generate_clip,
     load_synthetic,
     read_expression_types,
+    read_phrase_needed,
     video_id,
     vocabulary,
     write_dataset,
@@ -106,8 +107,11 @@ def test_files_hold_the_generated_clip(dataset, split):
         labels = read_label_png(path.parents[2] / "Annotations" / video.video_id / f"{path.stem}.png")
         np.testing.assert_array_equal(labels, clip.labels[t])  # PNG pixel = object id
         assert np.abs(video.read_frame(t).astype(int) - clip.frames[t]).mean() < 4  # JPEG, quality 90
-    types = read_expression_types(dataset, split)
-    written = [(s.expression, types[(video.video_id, s.expression_id)], int(s.object_ids[0])) for s in video.expressions]
+    types, needed = read_expression_types(dataset, split), read_phrase_needed(dataset, split)
+    written = [
+        (s.expression, types[(video.video_id, s.expression_id)], int(s.object_ids[0]), needed[(video.video_id, s.expression_id)])
+        for s in video.expressions
+    ]
     assert written == [tuple(e) for e in clip.expressions]
     for sample in video.expressions:
         np.testing.assert_array_equal(load_masks(sample.masks), clip.masks[int(sample.object_ids[0])])
@@ -251,7 +255,7 @@ def test_every_expression_names_exactly_its_target(clips):
     for clip in clips:
         assert 2 <= len(clip.expressions) <= 4
         assert len({e.text for e in clip.expressions}) == len(clip.expressions)
-        for text, kind, target in clip.expressions:
+        for text, kind, target, _ in clip.expressions:
             _check_expression(clip, text, kind, target)
             checked[kind] += 1
     assert all(n > 0 for n in checked.values()), checked
@@ -336,3 +340,30 @@ def test_chance_level_is_one_for_single_object_clips_and_below_one_otherwise(dat
     assert 0.0 < rows["overall"].jf < 0.9  # several objects per clip: a random one is often wrong
     table = format_table(rows, "test split")
     assert table.splitlines()[2].startswith(f"| overall | {len(types)} | ")
+
+
+def test_phrase_needed_says_whether_the_description_alone_is_ambiguous(clips):
+    """Recomputed from the sentence: the target's description (the words before the template's
+    phrase) matches another object of the clip exactly when the flag is set."""
+    import re
+
+    from mpg_sam2.data.synthetic.expressions import TEMPLATES
+
+    seen = {True: 0, False: 0}
+    for clip in clips:
+        for expression in clip.expressions:
+            if expression.type == "appearance":
+                assert not expression.phrase_needed
+                continue
+            for template in TEMPLATES:
+                pattern = re.escape(template.text).replace(r"\{target\}", "(?P<target>.+?)").replace(r"\{reference\}", ".+")
+                found = re.fullmatch(pattern, expression.text)
+                if found and template.type == expression.type:
+                    break
+            else:
+                raise AssertionError(f"no template fits {expression.text!r}")
+            words = set(found["target"].split()) - {"shape"}
+            matching = [o for o in clip.objects if words <= {o.shape, o.colour, o.size, o.texture}]
+            assert expression.phrase_needed == (len(matching) > 1), expression
+            seen[expression.phrase_needed] += 1
+    assert seen[True] > 0 and seen[False] > 0, seen

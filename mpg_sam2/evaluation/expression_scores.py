@@ -13,11 +13,11 @@ from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
-from mpg_sam2.data.types import ReferringDataset, load_masks
+from mpg_sam2.data.types import ReferringDataset, ReferringSample, load_masks
 from mpg_sam2.evaluation.aggregate import ExpressionScore, MeanScores, score_expression, summarize
 from mpg_sam2.model.mpg_sam2 import MPGSAM2
 from mpg_sam2.pipeline.expressions import prepare_distinct
-from mpg_sam2.pipeline.segmentation import SegmentationOptions, segment_video
+from mpg_sam2.pipeline.segmentation import ExpressionSegmentation, SegmentationOptions, segment_video
 from mpg_sam2.tokenizer import ReferringTokenizer
 
 __all__ = ["score_expressions", "summarize_by_group"]
@@ -30,11 +30,13 @@ def score_expressions(
     max_expressions: int | None = None,
     precision: str = "fp32",
     progress: Callable[[int, int], None] | None = None,
+    on_result: Callable[[ReferringSample, ExpressionSegmentation], None] | None = None,
 ) -> list[ExpressionScore]:
     """Scores of the first ``max_expressions`` expressions with masks (all when None).
 
     The model is put in eval mode and left in the mode it was in. ``progress(done, total)`` is
-    called after each video.
+    called after each video; ``on_result(sample, result)`` after each expression is segmented
+    (e.g. for the object-choice diagnostic of :mod:`.grounding`).
     """
     samples_by_video = [(v, [s for s in v.expressions if s.masks is not None]) for v in dataset.videos]
     total = sum(len(s) for _, s in samples_by_video)
@@ -56,8 +58,10 @@ def score_expressions(
             result = segment_video(frames, prepared, model, options=SegmentationOptions(precision=precision))
             by_text = dict(zip(texts, result.expressions))
             for sample in samples:
-                masks = by_text[sample.expression.strip()].masks
-                scores.append(score_expression(video.video_id, sample.expression_id, load_masks(sample.masks), masks))
+                segmented = by_text[sample.expression.strip()]
+                scores.append(score_expression(video.video_id, sample.expression_id, load_masks(sample.masks), segmented.masks))
+                if on_result is not None:
+                    on_result(sample, segmented)
             if progress is not None:
                 progress(len(scores), total)
             if len(scores) >= total:

@@ -3,7 +3,9 @@
     python -m mpg_sam2.evaluation.synthetic_report --model checkpoints/offline --data data/synthetic --split test
 
 prints a Markdown table (rows: overall, appearance, motion, relation, time) and, with ``--json``,
-writes the numbers and every expression's score.
+writes the numbers and every expression's score. ``--diagnose`` adds a second table: how often
+the masks and the mask prior alone pick the referred object (hit rate), J&F when they do, and the
+same for the sentences whose description alone does not single out the target.
 """
 from __future__ import annotations
 
@@ -14,9 +16,16 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from mpg_sam2.data.synthetic import load_synthetic, read_expression_types
+from mpg_sam2.data.synthetic import load_synthetic, read_expression_types, read_phrase_needed
 from mpg_sam2.evaluation.aggregate import ExpressionScore, MeanScores, score_expression
 from mpg_sam2.evaluation.expression_scores import score_expressions, summarize_by_group
+from mpg_sam2.evaluation.grounding import (
+    GroundingScore,
+    GroundingSummary,
+    format_grounding_table,
+    grounding_score,
+    summarize_grounding,
+)
 from mpg_sam2.model.mpg_sam2 import MPGSAM2
 from mpg_sam2.tokenizer import ReferringTokenizer
 
@@ -29,14 +38,19 @@ class SyntheticReport:
     by_type: dict[str, MeanScores]  # "overall" first, then each expression type
     expressions: list[ExpressionScore]
     seconds: float
+    # With diagnose: object choice per type and per "<type>, phrase needed" subset (.grounding).
+    grounding: dict[str, GroundingSummary] | None = None
 
     def to_json(self) -> dict:
-        return {
+        out = {
             "split": self.split,
             "seconds": round(self.seconds, 1),
             "scores": {name: {"J": s.j, "F": s.f, "J&F": s.jf, "expressions": s.count} for name, s in self.by_type.items()},
             "expressions": [{**asdict(e), "J&F": e.jf} for e in self.expressions],
         }
+        if self.grounding is not None:
+            out["grounding"] = {name: asdict(g) for name, g in self.grounding.items()}
+        return out
 
 
 def evaluate_synthetic(
@@ -47,8 +61,14 @@ def evaluate_synthetic(
     max_expressions: int | None = None,
     precision: str = "fp32",
     progress: bool = False,
+    diagnose: bool = False,
 ) -> SyntheticReport:
-    """Score every expression of ``split`` (or the first ``max_expressions``) and group by type."""
+    """Score every expression of ``split`` (or the first ``max_expressions``) and group by type.
+
+    ``diagnose`` adds the object-choice diagnostic (:mod:`.grounding`): per type, how often the
+    masks and the mask prior alone pick the referred object, and the same for the sentences whose
+    description alone does not single out their target (their phrase is needed).
+    """
     dataset = load_synthetic(root, split)
     types = read_expression_types(root, split)
     start = time.perf_counter()
@@ -56,8 +76,17 @@ def evaluate_synthetic(
     def say(done: int, total: int) -> None:
         print(f"\r{done}/{total} expressions", end="" if done < total else "\n", file=sys.stderr, flush=True)
 
-    scores = score_expressions(model, tokenizer, dataset, max_expressions, precision, progress=say if progress else None)
-    return SyntheticReport(split, summarize_by_group(scores, types), scores, time.perf_counter() - start)
+    choices: list[GroundingScore] = []
+    on_result = (lambda sample, result: choices.append(grounding_score(sample, result))) if diagnose else None
+    scores = score_expressions(
+        model, tokenizer, dataset, max_expressions, precision, progress=say if progress else None, on_result=on_result
+    )
+    grounding = None
+    if diagnose:
+        needed = read_phrase_needed(root, split)
+        groups = {key: [kind] + ([f"{kind}, phrase needed"] if needed.get(key) else []) for key, kind in types.items()}
+        grounding = summarize_grounding(choices, {(s.video_id, s.expression_id): s.jf for s in scores}, groups)
+    return SyntheticReport(split, summarize_by_group(scores, types), scores, time.perf_counter() - start, grounding)
 
 
 def chance_level(root: str | Path, split: str = "test") -> dict[str, MeanScores]:
@@ -106,6 +135,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, help="torch CPU threads")
     parser.add_argument("--json", type=Path, help="also write the numbers and per-expression scores here")
     parser.add_argument("--chance", action="store_true", help="print the random-object reference instead (no model)")
+    parser.add_argument("--diagnose", action="store_true",
+                        help="also report which object the masks and the prior pick (hit rates), and the phrase-needed subsets")
     args = parser.parse_args(argv)
     if args.chance:
         print(format_table(chance_level(args.data, args.split), f"{args.split} split, a random object"))
@@ -124,8 +155,13 @@ def main(argv: list[str] | None = None) -> int:
         tokenizer = pretrained.text_tokenizer()
     except RuntimeError as error:
         parser.error(str(error))
-    report = evaluate_synthetic(pretrained.model, tokenizer, args.data, args.split, args.max_expressions, progress=True)
+    report = evaluate_synthetic(
+        pretrained.model, tokenizer, args.data, args.split, args.max_expressions, progress=True, diagnose=args.diagnose
+    )
     print(format_table(report.by_type, f"{args.split} split"))
+    if report.grounding is not None:
+        print()
+        print(format_grounding_table(report.grounding, f"{args.split} split, object choice"))
     print(f"({report.seconds:.0f} s)")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)

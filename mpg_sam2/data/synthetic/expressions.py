@@ -29,11 +29,17 @@ _SUBSETS: tuple[tuple[str, ...], ...] = tuple(
 
 
 class Expression(NamedTuple):
-    """One sentence, its type (:data:`.attributes.EXPRESSION_TYPES`) and the id of the object it names."""
+    """One sentence, its type (:data:`.attributes.EXPRESSION_TYPES`) and the id of the object it names.
+
+    ``phrase_needed``: the target's description alone matches other objects of the clip too, so
+    only the template's phrase (motion, relation, time) singles it out; always False for
+    appearance sentences, which have no phrase.
+    """
 
     text: str
     type: str
     target_id: int
+    phrase_needed: bool = False
 
 
 @dataclass(frozen=True)
@@ -122,6 +128,12 @@ def _predicate(facts: SceneFacts, name: str) -> Callable[[ObjectFacts], bool | N
     return {"bounces": facts.bounces, "still": facts.still, "appears_later": facts.appears_later, "leaves": facts.leaves}[name]
 
 
+def _shared_description(facts: SceneFacts, target: ObjectFacts, keys: tuple[str, ...]) -> bool:
+    """Whether another object of the clip matches the target's description by ``keys``."""
+    description = {k: target.attributes[k] for k in keys}
+    return sum(facts.matches(o, description) for o in facts.objects) > 1
+
+
 def _candidates(rng: np.random.Generator, facts: SceneFacts) -> list[Expression]:
     """At most one expression per (target, template); at most one relation per target."""
     found: list[Expression] = []
@@ -140,7 +152,8 @@ def _candidates(rng: np.random.Generator, facts: SceneFacts) -> list[Expression]
                 keys = _target_keys(rng, facts, target, _predicate(facts, template.name))
             if keys is not None:
                 text = template.text.format(target=describe(target.attributes, keys))
-                found.append(Expression(text, template.type, target.object_id))
+                needed = template.type != "appearance" and _shared_description(facts, target, keys)
+                found.append(Expression(text, template.type, target.object_id, needed))
         relations = [(t, r) for t in TEMPLATES if t.type == "relation" for r in references if r != target.object_id]
         for k in rng.permutation(len(relations)):
             template, ref_id = relations[int(k)]
@@ -148,7 +161,7 @@ def _candidates(rng: np.random.Generator, facts: SceneFacts) -> list[Expression]
             keys = _target_keys(rng, facts, target, lambda o: facts.relation(o, ref, word))
             if keys is not None:
                 text = template.text.format(target=describe(target.attributes, keys), reference=references[ref_id])
-                found.append(Expression(text, template.type, target.object_id))
+                found.append(Expression(text, template.type, target.object_id, _shared_description(facts, target, keys)))
                 break
     return found
 

@@ -9,7 +9,7 @@ from ..ref_youtube_vos import load_ref_youtube_vos, meta_expressions_path
 from ..types import PaletteMaskSource, ReferringDataset, ReferringVideo, frame_paths, read_meta_expressions, require_dir
 from .writer import SPLITS
 
-__all__ = ["load_synthetic", "read_expression_types"]
+__all__ = ["load_synthetic", "read_expression_types", "read_phrase_needed"]
 
 LAYOUT = """  <root>/meta_expressions/{train,valid,test}/meta_expressions.json
   <root>/{train,valid,test}/JPEGImages/<video>/<frame>.jpg
@@ -60,3 +60,17 @@ def read_expression_types(root: str | os.PathLike[str], split: str = "train") ->
                 raise ValueError(f"expression {exp_id!r} of video {video_id!r} has no 'type'; is {root} a synthetic dataset?")
             types[(video_id, str(exp_id))] = exp["type"]
     return types
+
+
+def read_phrase_needed(root: str | os.PathLike[str], split: str = "train") -> dict[tuple[str, str], bool]:
+    """``(video id, expression id) -> whether the sentence needs its phrase`` (see
+    :class:`~mpg_sam2.data.synthetic.expressions.Expression`); empty for a dataset written before
+    the flag existed (regenerate it to get the flag)."""
+    _check_split(split)
+    videos = read_meta_expressions(meta_expressions_path(Path(root), split), LAYOUT)
+    return {
+        (video_id, str(exp_id)): bool(exp["phrase_needed"])
+        for video_id, entry in videos.items()
+        for exp_id, exp in entry["expressions"].items()
+        if "phrase_needed" in exp
+    }

@@ -129,7 +129,10 @@ def iter_write_dataset(
             clip = generate_clip(rng, frames=frames, size=(height, width), objects=objects, expressions=expressions)
             vid = video_id(split, index)
             names = _write_clip(root, split, vid, clip)
-            exps = {str(k): {"exp": e.text, "obj_id": str(e.target_id), "type": e.type} for k, e in enumerate(clip.expressions)}
+            exps = {
+                str(k): {"exp": e.text, "obj_id": str(e.target_id), "type": e.type, "phrase_needed": e.phrase_needed}
+                for k, e in enumerate(clip.expressions)
+            }
             videos[vid] = {"expressions": exps, "frames": names}
             types.update(e.type for e in clip.expressions)
             done += 1

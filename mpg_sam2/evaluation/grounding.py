@@ -1,0 +1,137 @@
+"""Does the model pick the object the sentence names? Object choice and hit rate per expression.
+
+J&F mixes two failures: segmenting the wrong object, and segmenting the right one badly. On a
+benchmark whose label maps hold every object (the synthetic one), the two can be told apart:
+the *chosen object* of a prediction is the annotated object its masks overlap most (pixels summed
+over all frames), and the prediction *hits* when that is the referred object. The same is done
+for the mask prior alone (the generator's pseudo-masks, upsampled and thresholded at 0.5), which
+shows whether grounding is lost before or inside SAM 2's propagation.
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Iterable, Mapping
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from mpg_sam2.data.types import PaletteMaskSource, ReferringSample
+from mpg_sam2.evaluation.aggregate import score_expression
+from mpg_sam2.mask_io.png import read_label_png
+from mpg_sam2.pipeline.segmentation import ExpressionSegmentation
+
+__all__ = [
+    "GroundingScore",
+    "GroundingSummary",
+    "chosen_object",
+    "format_grounding_table",
+    "grounding_score",
+    "prior_masks",
+    "summarize_grounding",
+]
+
+
+@dataclass(frozen=True)
+class GroundingScore:
+    """One expression: which object the masks and the prior pick, and the prior's own J&F."""
+
+    video_id: str
+    expression_id: str
+    target: int  # the referred object's id in the label maps
+    model_choice: int | None  # None: the masks overlap no annotated object
+    prior_choice: int | None
+    prior_jf: float
+
+    @property
+    def model_hit(self) -> bool:
+        return self.model_choice == self.target
+
+    @property
+    def prior_hit(self) -> bool:
+        return self.prior_choice == self.target
+
+
+@dataclass(frozen=True)
+class GroundingSummary:
+    """Means over ``count`` expressions of one group."""
+
+    count: int
+    jf: float  # the model's mean J&F
+    hit_rate: float  # share of expressions whose masks pick the referred object
+    jf_when_hit: float | None  # mean J&F of those (None: no hit)
+    prior_hit_rate: float
+    prior_jf: float
+
+
+def chosen_object(masks: np.ndarray, labels: np.ndarray) -> int | None:
+    """The object id (> 0) of ``labels`` uint ``[T, H, W]`` that ``masks`` bool ``[T, H, W]``
+    overlaps most over all frames (lowest id on ties); None when it overlaps none."""
+    overlap = np.bincount(labels[masks].ravel().astype(np.int64), minlength=int(labels.max()) + 1)
+    overlap[0] = 0  # background
+    return int(overlap.argmax()) if overlap.max() > 0 else None
+
+
+def prior_masks(priors: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Mask priors float ``[T, g, g]`` in [0, 1] -> bool ``[T, height, width]`` (bilinear, > 0.5)."""
+    upsampled = F.interpolate(torch.from_numpy(priors)[:, None].float(), size=(height, width), mode="bilinear", align_corners=False)
+    return (upsampled[:, 0] > 0.5).numpy()
+
+
+def grounding_score(sample: ReferringSample, result: ExpressionSegmentation) -> GroundingScore:
+    """Object choice of ``result``'s masks and mask priors for ``sample``, whose masks must come
+    from label maps of every object (:class:`PaletteMaskSource` with one referred object)."""
+    source = sample.masks
+    if not isinstance(source, PaletteMaskSource) or len(source.object_ids) != 1:
+        raise ValueError(
+            f"expression {sample.expression_id!r} of video {sample.video_id!r}: object choice needs label maps of every "
+            "object and one referred object (the synthetic benchmark has them)"
+        )
+    labels = np.stack([read_label_png(path) for path in source.paths])  # [T, H, W]
+    target = source.object_ids[0]
+    prior = prior_masks(result.mask_priors, *labels.shape[1:])
+    prior_score = score_expression(sample.video_id, sample.expression_id, list(labels == target), list(prior))
+    return GroundingScore(
+        video_id=sample.video_id,
+        expression_id=sample.expression_id,
+        target=target,
+        model_choice=chosen_object(result.masks, labels),
+        prior_choice=chosen_object(prior, labels),
+        prior_jf=prior_score.jf,
+    )
+
+
+def summarize_grounding(
+    scores: Iterable[GroundingScore],
+    jf: Mapping[tuple[str, str], float],
+    groups: Mapping[tuple[str, str], Iterable[str]],
+) -> dict[str, GroundingSummary]:
+    """``{"overall": ..., group: ...}``; ``jf`` maps (video id, expression id) to the model's J&F,
+    ``groups`` to the names of the groups the expression belongs to."""
+    grouped: dict[str, list[GroundingScore]] = defaultdict(list)
+    for score in scores:
+        grouped["overall"].append(score)
+        for name in groups.get((score.video_id, score.expression_id), ()):
+            grouped[name].append(score)
+
+    def summary(members: list[GroundingScore]) -> GroundingSummary:
+        hits = [jf[(s.video_id, s.expression_id)] for s in members if s.model_hit]
+        return GroundingSummary(
+            count=len(members),
+            jf=float(np.mean([jf[(s.video_id, s.expression_id)] for s in members])),
+            hit_rate=float(np.mean([s.model_hit for s in members])),
+            jf_when_hit=float(np.mean(hits)) if hits else None,
+            prior_hit_rate=float(np.mean([s.prior_hit for s in members])),
+            prior_jf=float(np.mean([s.prior_jf for s in members])),
+        )
+
+    return {name: summary(grouped[name]) for name in sorted(grouped, key=lambda name: (name != "overall", name))}
+
+
+def format_grounding_table(rows: Mapping[str, GroundingSummary], title: str = "expressions") -> str:
+    lines = [f"| {title} | count | J&F | hit rate | J&F when hit | prior hit rate | prior J&F |", "|---|---|---|---|---|---|---|"]
+    for name, r in rows.items():
+        when_hit = "-" if r.jf_when_hit is None else f"{r.jf_when_hit:.3f}"
+        lines.append(f"| {name} | {r.count} | {r.jf:.3f} | {r.hit_rate:.3f} | {when_hit} | {r.prior_hit_rate:.3f} | {r.prior_jf:.3f} |")
+    return "\n".join(lines)
