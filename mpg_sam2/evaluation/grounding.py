@@ -29,6 +29,7 @@ __all__ = [
     "format_grounding_table",
     "grounding_score",
     "prior_masks",
+    "read_label_maps",
     "summarize_grounding",
 ]
 
@@ -79,16 +80,21 @@ def prior_masks(priors: np.ndarray, height: int, width: int) -> np.ndarray:
     return (upsampled[:, 0] > 0.5).numpy()
 
 
-def grounding_score(sample: ReferringSample, result: ExpressionSegmentation) -> GroundingScore:
+def grounding_score(
+    sample: ReferringSample, result: ExpressionSegmentation, labels: np.ndarray | None = None
+) -> GroundingScore:
     """Object choice of ``result``'s masks and mask priors for ``sample``, whose masks must come
-    from label maps of every object (:class:`PaletteMaskSource` with one referred object)."""
+    from label maps of every object (:class:`PaletteMaskSource` with one referred object).
+    ``labels`` ``[T, H, W]``: those label maps, when the caller has read them already (they are
+    the same for every sentence of a video)."""
     source = sample.masks
     if not isinstance(source, PaletteMaskSource) or len(source.object_ids) != 1:
         raise ValueError(
             f"expression {sample.expression_id!r} of video {sample.video_id!r}: object choice needs label maps of every "
             "object and one referred object (the synthetic benchmark has them)"
         )
-    labels = np.stack([read_label_png(path) for path in source.paths])  # [T, H, W]
+    if labels is None:
+        labels = read_label_maps(source)
     target = source.object_ids[0]
     prior = prior_masks(result.mask_priors, *labels.shape[1:])
     prior_score = score_expression(sample.video_id, sample.expression_id, list(labels == target), list(prior))
@@ -100,6 +106,11 @@ def grounding_score(sample: ReferringSample, result: ExpressionSegmentation) -> 
         prior_choice=chosen_object(prior, labels),
         prior_jf=prior_score.jf,
     )
+
+
+def read_label_maps(source: PaletteMaskSource) -> np.ndarray:
+    """The label maps ``[T, H, W]`` of every object, as ``source`` reads its frames."""
+    return np.stack([read_label_png(path) for path in source.paths])
 
 
 def summarize_grounding(

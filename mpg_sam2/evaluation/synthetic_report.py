@@ -16,7 +16,10 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import numpy as np
+
 from mpg_sam2.data.synthetic import load_synthetic, read_expression_types, read_phrase_needed
+from mpg_sam2.data.types import ReferringSample
 from mpg_sam2.evaluation.aggregate import ExpressionScore, MeanScores, score_expression
 from mpg_sam2.evaluation.expression_scores import score_expressions, summarize_by_group
 from mpg_sam2.evaluation.grounding import (
@@ -24,9 +27,11 @@ from mpg_sam2.evaluation.grounding import (
     GroundingSummary,
     format_grounding_table,
     grounding_score,
+    read_label_maps,
     summarize_grounding,
 )
 from mpg_sam2.model.mpg_sam2 import MPGSAM2
+from mpg_sam2.pipeline.segmentation import ExpressionSegmentation
 from mpg_sam2.tokenizer import ReferringTokenizer
 
 __all__ = ["SyntheticReport", "chance_level", "evaluate_synthetic", "format_table", "main"]
@@ -77,7 +82,15 @@ def evaluate_synthetic(
         print(f"\r{done}/{total} expressions", end="" if done < total else "\n", file=sys.stderr, flush=True)
 
     choices: list[GroundingScore] = []
-    on_result = (lambda sample, result: choices.append(grounding_score(sample, result))) if diagnose else None
+    labels_of: dict[str, np.ndarray] = {}  # the last video's label maps: read once per video
+
+    def choose(sample: ReferringSample, result: ExpressionSegmentation) -> None:
+        if sample.video_id not in labels_of:
+            labels_of.clear()
+            labels_of[sample.video_id] = read_label_maps(sample.masks)
+        choices.append(grounding_score(sample, result, labels_of[sample.video_id]))
+
+    on_result = choose if diagnose else None
     scores = score_expressions(
         model, tokenizer, dataset, max_expressions, precision, progress=say if progress else None, on_result=on_result
     )
@@ -96,8 +109,6 @@ def chance_level(root: str | Path, split: str = "test") -> dict[str, MeanScores]
     exactly that object's masks (right with probability 1/n). A model that segments *an* object
     well but does not understand the sentence scores about this.
     """
-    import numpy as np
-
     from mpg_sam2.data.types import PaletteMaskSource, load_masks
     from mpg_sam2.mask_io.png import read_label_png
 
