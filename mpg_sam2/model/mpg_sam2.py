@@ -17,6 +17,7 @@ from torch import nn
 
 from mpg_sam2.config import MPGSAM2Config
 from mpg_sam2.model.beit3 import BEiT3
+from mpg_sam2.model.frame_features import FrameFeatureSource
 from mpg_sam2.model.mask_prior_generator import MaskPriorGenerator, MaskPriorOutput
 from mpg_sam2.model.prompted_sam2 import build_prompted_sam2
 from mpg_sam2.model.video_propagation import ExpressionTracker, FrameOutput, ReferringPrompts, propagate
@@ -106,10 +107,8 @@ class MPGSAM2(nn.Module):
         Several expressions on shared image features: :func:`video_propagation.propagate`.
         """
         tracker = ExpressionTracker(self.sam2, prompts, storage_device)
-        frames = propagate(
-            self.sam2, sam_images, [tracker], image_batch_size=image_batch_size,
-            frame_context=lambda: self.autocast(autocast_dtype),
-        )
+        features = FrameFeatureSource(self.sam2, sam_images, prompts.num_frames, batch_size=image_batch_size)
+        frames = propagate(features, [tracker], frame_context=lambda: self.autocast(autocast_dtype))
         return (frame.outputs[0] for frame in frames)
 
     def autocast(self, dtype: torch.dtype | None) -> contextlib.AbstractContextManager:

@@ -7,8 +7,9 @@ methods for image features, memory conditioning and memory encoding. It changes:
 * ``_build_sam_heads``: the mask decoder is :class:`MPGMaskDecoder` (same attribute name
   ``sam_mask_decoder``, so SAM 2 checkpoint keys still match);
 * :meth:`forward_heads` (new, in place of SAM 2's ``_forward_sam_heads``): the prompts are
-  two learned padding points plus the text token, and the mask prior as a dense prompt; the
-  decoder receives the language/video context as one :class:`DecoderContext`.
+  two learned padding points plus the text token (or a frame's clicks, then one padding
+  point, plus the text token), and the mask prior as a dense prompt; the decoder receives the
+  language/video context as one :class:`DecoderContext`.
 """
 from __future__ import annotations
 
@@ -25,6 +26,22 @@ from mpg_sam2.model.global_historical_aggregator import GlobalHistoricalAggregat
 from mpg_sam2.model.mask_decoder import DecoderContext, MPGMaskDecoder
 
 
+@dataclass(frozen=True)
+class PointPrompt:
+    """Clicks on one frame, in SAM 2's prompt-encoder convention (batch B, P points)."""
+
+    coords: torch.Tensor  # float [B, P, 2]: (x, y) in pixels of the S x S SAM 2 input
+    labels: torch.Tensor  # int32 [B, P]: 1 = on the object, 0 = not on the object
+
+    def __post_init__(self) -> None:
+        if self.coords.ndim != 3 or self.coords.shape[-1] != 2 or self.labels.shape != self.coords.shape[:2]:
+            raise ValueError(f"points need coords [B, P, 2] and labels [B, P], got {tuple(self.coords.shape)} and {tuple(self.labels.shape)}")
+
+    @property
+    def num_points(self) -> int:
+        return self.labels.shape[1]
+
+
 @dataclass
 class FramePrompts:
     """The prompts of one frame (batch B = number of expressions decoded together)."""
@@ -32,6 +49,7 @@ class FramePrompts:
     text_token: torch.Tensor  # [B, 1, D]: sparse prompt from BEiT-3's class token
     mask_prior: torch.Tensor  # [B, 1, g, g]: prior probabilities, the dense prompt
     decoder_context: DecoderContext
+    points: PointPrompt | None = None  # corrective clicks on this frame (none on the paper's path)
 
 
 @dataclass
@@ -108,17 +126,21 @@ class PromptedSAM2(SAM2Base):
         backbone_features ``[B, D, h, w]`` is the memory-conditioned image embedding.
 
         Adapted from ``SAM2Base._forward_sam_heads`` (sam2 1.1.0, ``sam2/modeling/sam2_base.py``).
-        What differs: the sparse prompt is SAM 2's padding point plus the text token (no clicks);
+        What differs: the sparse prompt is SAM 2's points (its dummy point when there are no
+        clicks) plus the text token;
         the dense prompt is the mask prior (or "no mask" for the w/o-MPG ablation); the decoder
         gets a :class:`DecoderContext`; the no-object gate is applied to the selected mask only
         (same values); the outputs are one typed :class:`HeadsOutput`. ``soft_no_obj_ptr`` is
         refused at construction (see :func:`_refuse_unsupported_options`).
         """
         batch, device = backbone_features.shape[0], backbone_features.device
-        # No clicks: SAM 2 inserts one dummy point (label -1) and the prompt encoder pads a
-        # second; both become the learned not-a-point embedding. The authors keep them.
-        coords = torch.zeros(batch, 1, 2, device=device)
-        labels = -torch.ones(batch, 1, dtype=torch.int32, device=device)
+        if prompts.points is not None:
+            coords, labels = prompts.points.coords.float(), prompts.points.labels.int()
+        else:
+            # No clicks: SAM 2 inserts one dummy point (label -1) and the prompt encoder pads a
+            # second; both become the learned not-a-point embedding. The authors keep them.
+            coords = torch.zeros(batch, 1, 2, device=device)
+            labels = -torch.ones(batch, 1, dtype=torch.int32, device=device)
         # The prior stays probabilities (not logits) and goes through SAM 2's mask
         # downscaler at the mask-input size; it is never used as the output mask.
         mask_input = None
@@ -168,32 +190,40 @@ class PromptedSAM2(SAM2Base):
         )
 
     def object_pointer_history(
-        self, frame_idx: int, output_dict: dict[str, dict[int, dict[str, Any]]], num_frames: int
+        self,
+        frame_idx: int,
+        output_dict: dict[str, dict[int, dict[str, Any]]],
+        num_frames: int,
+        track_in_reverse: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor] | tuple[None, None]:
         """Pointers and their distance codes for the historical object-level fusion.
 
         The same pointers, in the same order, as SAM 2's memory attention uses: the selected
         conditioning frames first (at most ``max_cond_frames_in_attn``, the closest; in eval
-        mode only those up to ``frame_idx`` when ``only_obj_ptrs_in_the_past_for_eval``), then
-        ``frame_idx-1, frame_idx-2, ...`` back to at most ``min(T, max_obj_ptrs_in_encoder) - 1``
-        steps. Here each stays one ``D``-wide token whose key carries the sine code of
-        ``distance / (min(T, 16) - 1)`` (no projection, SPEC §6.5).
-        Returns ``[B, P, D]`` twice, or ``(None, None)`` when there is no earlier frame.
+        mode only those already passed when ``only_obj_ptrs_in_the_past_for_eval``), then
+        the frames before ``frame_idx`` (after it, when tracking in reverse), nearest first, up
+        to ``min(T, max_obj_ptrs_in_encoder) - 1`` steps away. Here each stays one ``D``-wide
+        token whose key carries the sine code of ``distance / (min(T, 16) - 1)`` (no
+        projection, SPEC §6.5); a conditioning frame's distance is signed as SAM 2 signs it.
+        Returns ``[B, P, D]`` twice, or ``(None, None)`` when there is no such frame.
 
         Adapted from the object-pointer part of ``SAM2Base._prepare_memory_conditioned_features``
-        (sam2 1.1.0, ``sam2/modeling/sam2_base.py``), forward tracking only.
+        (sam2 1.1.0, ``sam2/modeling/sam2_base.py``).
         """
         max_ptrs = min(num_frames, self.max_obj_ptrs_in_encoder)
+        direction = -1 if track_in_reverse else 1  # SAM 2's tpos_sign_mul
         selected, unselected = select_closest_cond_frames(
             frame_idx, output_dict["cond_frame_outputs"], self.max_cond_frames_in_attn
         )
         if not self.training and self.only_obj_ptrs_in_the_past_for_eval:
-            selected = {t: out for t, out in selected.items() if t <= frame_idx}
-        entries = [(abs(frame_idx - t), out["obj_ptr"]) for t, out in selected.items()]
+            selected = {t: out for t, out in selected.items() if (frame_idx - t) * direction >= 0}
+        signed = self.use_signed_tpos_enc_to_obj_ptrs
+        entries = [((frame_idx - t) * direction if signed else abs(frame_idx - t), out["obj_ptr"]) for t, out in selected.items()]
         for distance in range(1, max_ptrs):
-            if frame_idx - distance < 0:
+            t = frame_idx - distance * direction
+            if not 0 <= t < num_frames:
                 break
-            out = output_dict["non_cond_frame_outputs"].get(frame_idx - distance, unselected.get(frame_idx - distance))
+            out = output_dict["non_cond_frame_outputs"].get(t, unselected.get(t))
             if out is not None:
                 entries.append((distance, out["obj_ptr"]))
         if not entries:  # the conditioning frame itself

@@ -10,7 +10,8 @@ evaluated with it).
 evaluation and training all run it): per frame, SAM 2's image encoder runs once (or once per
 batch of frames) and every expression's :class:`ExpressionTracker` takes one step on those
 shared features (its own memory bank: memory attention, heads, memory encoder). Only the
-memories SAM 2 can still attend to are kept, so memory stays flat however long the video is.
+memories SAM 2 can still attend to are kept, so memory stays flat however long the video is
+(unless a tracker keeps its history for click corrections).
 """
 from __future__ import annotations
 
@@ -21,9 +22,9 @@ from typing import Any, Callable, ContextManager, Iterator, Sequence
 
 import torch
 
-from mpg_sam2.model.frame_features import FrameFeatures, image_features
+from mpg_sam2.model.frame_features import FrameFeatures, FrameFeatureSource
 from mpg_sam2.model.mask_decoder import DecoderContext
-from mpg_sam2.model.prompted_sam2 import FramePrompts, HeadsOutput, PromptedSAM2
+from mpg_sam2.model.prompted_sam2 import FramePrompts, HeadsOutput, PointPrompt, PromptedSAM2
 
 # Spatial memories are kept in this dtype between frames (SAM 2 predictor behaviour).
 MEMORY_STORAGE_DTYPE = torch.bfloat16
@@ -61,29 +62,76 @@ class ExpressionTracker:
         prompts: the expression's prompts for all frames.
         storage_device: where spatial memories are kept between frames (e.g. the CPU, to save
             GPU memory on long videos); they move back to the compute device when read.
+        keep_history: keep every frame's memory entry (needed to correct the result with
+            clicks afterwards, :mod:`mpg_sam2.model.click_correction`); by default only the
+            entries SAM 2 can still read are kept.
     """
 
     def __init__(
-        self, sam2: PromptedSAM2, prompts: ReferringPrompts, storage_device: torch.device | str | None = None
+        self,
+        sam2: PromptedSAM2,
+        prompts: ReferringPrompts,
+        storage_device: torch.device | str | None = None,
+        keep_history: bool = False,
     ) -> None:
         self.sam2 = sam2
         self.prompts = prompts
         self.storage_device = storage_device
+        self.keep_history = keep_history
         self.next_frame = 0
         self.output_dict: dict[str, dict[int, dict[str, Any]]] = {"cond_frame_outputs": {}, "non_cond_frame_outputs": {}}
+        # Direction each frame was last tracked in (True: in reverse); a clicked frame is
+        # re-run in that direction's memory, as SAM 2's video predictor does.
+        self.tracked_in_reverse: dict[int, bool] = {}
         # Non-conditioning frames older than this are never read again (spatial memory window
         # and object-pointer window), so they are dropped.
         num_frames = prompts.num_frames
         self._keep = max(sam2.num_maskmem - 1, min(num_frames, sam2.max_obj_ptrs_in_encoder) - 1)
 
+    @property
+    def num_frames(self) -> int:
+        return self.prompts.num_frames
+
+    @property
+    def conditioning_frames(self) -> list[int]:
+        return sorted(self.output_dict["cond_frame_outputs"])
+
     def step(self, features: FrameFeatures) -> FrameOutput:
-        """Track the next frame given its image features."""
+        """Track the next frame given its image features (frame 0 is the conditioning frame)."""
         t = self.next_frame
-        if t >= self.prompts.num_frames:
-            raise RuntimeError(f"all {self.prompts.num_frames} frames of this expression are already tracked")
-        out = _track_frame(self.sam2, t, features, self.prompts, self.output_dict, self.storage_device)
-        self.output_dict["non_cond_frame_outputs"].pop(t - self._keep, None)
+        if t >= self.num_frames:
+            raise RuntimeError(f"all {self.num_frames} frames of this expression are already tracked")
+        out = self.track(t, features, conditioning=t == 0)
+        if not self.keep_history:
+            self.output_dict["non_cond_frame_outputs"].pop(t - self._keep, None)
         self.next_frame = t + 1
+        return out
+
+    def track(
+        self,
+        t: int,
+        features: FrameFeatures,
+        *,
+        conditioning: bool = False,
+        points: PointPrompt | None = None,
+        reverse: bool = False,
+    ) -> FrameOutput:
+        """Track frame ``t`` (in either direction) and store its memory entry.
+
+        A conditioning frame replaces whatever entry ``t`` had; it reads the other memories
+        unless there is no other conditioning frame (then it is the initial frame, as frame 0).
+        """
+        cond, non_cond = self.output_dict["cond_frame_outputs"], self.output_dict["non_cond_frame_outputs"]
+        if conditioning:
+            cond.pop(t, None)
+            non_cond.pop(t, None)
+        is_init_cond_frame = conditioning and not cond
+        out, entry = _track_frame(
+            self.sam2, t, features, self.prompts, self.output_dict, self.storage_device,
+            is_init_cond_frame=is_init_cond_frame, points=points, reverse=reverse,
+        )
+        (cond if conditioning else non_cond)[t] = entry
+        self.tracked_in_reverse[t] = reverse
         return out
 
 
@@ -96,11 +144,9 @@ class TrackedFrame:
 
 
 def propagate(
-    sam2: PromptedSAM2,
-    sam_images: Callable[[int, int], torch.Tensor],
+    features: FrameFeatureSource,
     trackers: Sequence[ExpressionTracker],
     *,
-    image_batch_size: int = 1,
     frame_context: Callable[[], ContextManager] | None = None,
     step_context: Callable[[int], ContextManager] | None = None,
     seconds: dict[str, float] | None = None,
@@ -108,43 +154,32 @@ def propagate(
     """Yield one :class:`TrackedFrame` per frame, in order 0..T-1.
 
     Args:
-        sam2: the prompted SAM 2 model (eval mode and no-grad are the caller's choice).
-        sam_images: ``(start, stop) -> [stop - start, 3, S, S]``, the normalised SAM 2 input of
-            frames ``start .. stop-1``; called once per batch, so frames can be read lazily.
+        features: the video's image features by frame (encoded in batches, once per frame).
         trackers: one per expression, all over the same T frames; each steps once per frame on
             the shared image features.
-        image_batch_size: frames encoded together by the image encoder. Its trunk works per
-            frame, so features equal one-at-a-time up to float rounding; 1 is the reference.
         frame_context: entered around each frame's work (and the batch's encoding) and left
             before the yield, e.g. inference mode plus autocast: a generator may be resumed in
             another thread, and the consumer's code must not run inside it.
         step_context: ``k -> context`` entered around tracker ``k``'s step (attention recording).
-        seconds: if given, accumulates wall time under ``"sam2_image_encoder"`` and
-            ``"sam2_tracking"``.
+        seconds: if given, accumulates the trackers' wall time under ``"sam2_tracking"`` (the
+            feature source times the encoder).
     """
     if not trackers:
         raise ValueError("propagate needs at least one expression tracker")
-    num_frames = trackers[0].prompts.num_frames
-    if any(tracker.prompts.num_frames != num_frames for tracker in trackers):
-        raise ValueError(f"trackers cover different frame counts: {[t.prompts.num_frames for t in trackers]}")
-    if image_batch_size < 1:
-        raise ValueError(f"image_batch_size must be at least 1, got {image_batch_size}")
+    num_frames = features.num_frames
+    if any(tracker.num_frames != num_frames for tracker in trackers):
+        raise ValueError(f"trackers cover {[t.num_frames for t in trackers]} frames, the video {num_frames}")
     frame_context = frame_context or contextlib.nullcontext
     step_context = step_context or (lambda k: contextlib.nullcontext())
     timings = seconds if seconds is not None else {}
-    batch: FrameFeatures | None = None  # features of frames batch_start .. batch_start + B - 1
     for t in range(num_frames):
         with frame_context():
-            if t % image_batch_size == 0:
-                start = time.perf_counter()
-                batch = image_features(sam2, sam_images(t, min(num_frames, t + image_batch_size)))
-                timings["sam2_image_encoder"] = timings.get("sam2_image_encoder", 0.0) + time.perf_counter() - start
-            features = batch.select(t % image_batch_size)
+            frame_features = features(t)
             outputs = []
             for k, tracker in enumerate(trackers):
                 start = time.perf_counter()
                 with step_context(k):
-                    outputs.append(tracker.step(features))
+                    outputs.append(tracker.step(frame_features))
                 timings["sam2_tracking"] = timings.get("sam2_tracking", 0.0) + time.perf_counter() - start
         yield TrackedFrame(frame_index=t, outputs=outputs)
 
@@ -156,31 +191,34 @@ def _track_frame(
     prompts: ReferringPrompts,
     output_dict: dict[str, dict[int, dict[str, Any]]],
     storage_device: torch.device | str | None,
-) -> FrameOutput:
-    """One tracking step of frame ``t``; its memory entry goes into ``output_dict``.
+    *,
+    is_init_cond_frame: bool,
+    points: PointPrompt | None = None,
+    reverse: bool = False,
+) -> tuple[FrameOutput, dict[str, Any]]:
+    """One tracking step of frame ``t``: its output and its memory entry (not stored here).
 
     Adapted from ``SAM2Base.track_step``, ``SAM2Base._track_step`` and
     ``SAM2Base._encode_memory_in_output`` (sam2 1.1.0, ``sam2/modeling/sam2_base.py``). What
     differs: the image features come precomputed (:mod:`mpg_sam2.model.frame_features`); the
-    heads are :meth:`PromptedSAM2.forward_heads` with this frame's text token, mask prior and
-    decoder context instead of SAM 2's ``point_inputs`` / ``mask_inputs``; the object-pointer
-    history is gathered for the decoder's historical fusion; the spatial memory is stored in
-    bfloat16 on ``storage_device`` (what SAM 2's video predictor does after ``track_step``);
-    the memory encoder always runs (``run_mem_encoder=True``), there are no clicks
-    (``is_mask_from_pts=False``) and tracking is forward only (``track_in_reverse=False``).
+    heads are :meth:`PromptedSAM2.forward_heads` with this frame's text token, mask prior,
+    decoder context and clicks (if any) instead of SAM 2's ``point_inputs`` / ``mask_inputs``;
+    the object-pointer history is gathered for the decoder's historical fusion; the spatial
+    memory is stored in bfloat16 on ``storage_device`` (what SAM 2's video predictor does
+    after ``track_step``); the memory encoder always runs (``run_mem_encoder=True``).
     """
-    is_conditioning = t == 0
     vision_feats, vision_pos, feat_sizes = features.vision_feats, features.vision_pos, features.feat_sizes
     pix_feat = sam2._prepare_memory_conditioned_features(
         frame_idx=t,
-        is_init_cond_frame=is_conditioning,
+        is_init_cond_frame=is_init_cond_frame,
         current_vision_feats=vision_feats[-1:],
         current_vision_pos_embeds=vision_pos[-1:],
         feat_sizes=feat_sizes[-1:],
         output_dict=output_dict,
         num_frames=prompts.num_frames,
+        track_in_reverse=reverse,
     )
-    pointers, pointer_pos = sam2.object_pointer_history(t, output_dict, prompts.num_frames)
+    pointers, pointer_pos = sam2.object_pointer_history(t, output_dict, prompts.num_frames, track_in_reverse=reverse)
     frame_prompts = FramePrompts(
         text_token=prompts.text_tokens[t],
         mask_prior=prompts.mask_priors[t],
@@ -191,9 +229,13 @@ def _track_frame(
             pointers=pointers,
             pointer_pos=pointer_pos,
         ),
+        points=points,
     )
+    # SAM 2's rule: multimask output with at most one click (and on tracked frames only if
+    # multimask_output_for_tracking); two or more clicks give one unambiguous mask.
+    point_inputs = None if points is None else {"point_labels": points.labels}
     heads = sam2.forward_heads(
-        pix_feat, features.high_res, frame_prompts, multimask_output=sam2._use_multimask(is_conditioning, None)
+        pix_feat, features.high_res, frame_prompts, multimask_output=sam2._use_multimask(is_init_cond_frame, point_inputs)
     )
     memory_features = None
     # The pointer stays on the compute device: SAM 2 stacks pointers without moving them.
@@ -204,10 +246,8 @@ def _track_frame(
             feat_sizes=feat_sizes,
             pred_masks_high_res=heads.highres_logits,
             object_score_logits=heads.object_score_logits,
-            is_mask_from_pts=False,
+            is_mask_from_pts=points is not None,
         )
         entry["maskmem_features"] = memory_features.to(device=storage_device, dtype=MEMORY_STORAGE_DTYPE)
         entry["maskmem_pos_enc"] = [p.to(storage_device) for p in memory_pos]
-    bank = "cond_frame_outputs" if is_conditioning else "non_cond_frame_outputs"
-    output_dict[bank][t] = entry
-    return FrameOutput(frame_index=t, heads=heads, memory_features=memory_features)
+    return FrameOutput(frame_index=t, heads=heads, memory_features=memory_features), entry

@@ -7,6 +7,8 @@ Data flow::
     per frame (the model's frame loop, mpg_sam2.model.video_propagation.propagate):
         SAM 2 image encoder ONCE -> every expression's tracker (its own memory bank)
     -> low-res logits -> two bilinear resizes -> masks [T, H, W] at the source resolution
+    click corrections, if any (pipeline/clicks.py): the corrected expression's clicked frame and
+    every other frame tracked again from it, both ways, on the kept image features
 
 The image features of a frame are shared by all expressions (the authors recompute the whole
 video per sentence); everything that depends on the sentence runs per expression, exactly as
@@ -26,9 +28,12 @@ import numpy as np
 import torch
 
 from mpg_sam2.frames import encoder_input, logits_to_frame_size
+from mpg_sam2.model.click_correction import repropagate
+from mpg_sam2.model.frame_features import FrameFeatureSource
 from mpg_sam2.model.mpg_sam2 import MPGSAM2
-from mpg_sam2.model.video_propagation import ExpressionTracker, propagate
+from mpg_sam2.model.video_propagation import ExpressionTracker, FrameOutput, propagate
 from mpg_sam2.pipeline.attention_maps import AttentionRecorder
+from mpg_sam2.pipeline.clicks import Correction, check_corrections
 from mpg_sam2.pipeline.expressions import PreparedExpression, prepare_expressions
 from mpg_sam2.tokenizer import ReferringTokenizer
 
@@ -69,6 +74,7 @@ class ExpressionSegmentation:
     prior_attention: np.ndarray | None = None  # float32 [T, g, g] in [0, 1]
     text_attention: np.ndarray | None = None  # float32 [T, h, w] in [0, 1]
     truncated: bool = False  # the expression was cut to the tokenizer limit
+    corrections: tuple[Correction, ...] = ()  # click corrections applied, in order
 
     @property
     def frames_present(self) -> np.ndarray:
@@ -111,7 +117,7 @@ class VideoSegmentation:
 class Progress:
     """One event of :func:`iter_segment_video`; the last one carries the result."""
 
-    stage: str  # "encode" (per expression), "track" (per frame), "done"
+    stage: str  # "encode" (per expression), "track" (per frame), "correct" (per re-tracked frame), "done"
     done: int
     total: int
     message: str
@@ -127,6 +133,7 @@ def iter_segment_video(
     fps: float = 30.0,
     timestamps_s: Sequence[float] | None = None,
     options: SegmentationOptions = SegmentationOptions(),
+    corrections: Sequence[Correction] = (),
 ) -> Iterator[Progress]:
     """Masks, mask priors, object scores (and attention maps) for every expression, as a
     generator: progress per expression and per frame, the last event carries the result.
@@ -137,6 +144,9 @@ def iter_segment_video(
         model: an MPG-SAM 2 model in eval mode on the device to use.
         fps / timestamps_s: timing of the frames (for the result and exports).
         options: threshold, precision, attention recording, memory offloading, encoder batch.
+        corrections: clicks, applied in order after the first pass (:mod:`.clicks`); the image
+            features of every frame are then kept for the re-tracking (on the CPU with
+            ``offload_memory_to_cpu``). Without corrections the result is the paper's.
     """
     frames = _check_frames(frames)
     num_frames, height, width, _ = frames.shape
@@ -151,6 +161,9 @@ def iter_segment_video(
         if tokenizer is None:
             raise ValueError("pass the checkpoint's tokenizer to segment text expressions")
         prepared = prepare_expressions(expressions, tokenizer, max_tokens=model.config.beit3.max_text_tokens)
+    corrections = list(corrections)
+    check_corrections(corrections, len(prepared), num_frames, (height, width))
+    corrected = {c.expression for c in corrections}
 
     cfg = model.config
     device = model.device
@@ -182,7 +195,7 @@ def iter_segment_video(
                     expression.attention_mask.to(device),
                     frames_per_batch=options.beit3_frames_per_batch,
                 )
-            trackers.append(ExpressionTracker(model.sam2, prompts, storage_device=storage))
+            trackers.append(ExpressionTracker(model.sam2, prompts, storage_device=storage, keep_history=k in corrected))
             results.append(
                 ExpressionSegmentation(
                     text=expression.text,
@@ -197,7 +210,8 @@ def iter_segment_video(
         yield Progress("encode", k + 1, len(prepared), f"encoded expression {k + 1}/{len(prepared)}")
     del beit_pixels
 
-    text_maps: list[list[np.ndarray]] = [[] for _ in prepared]
+    text_maps: list[list[np.ndarray | None]] = [[None] * num_frames for _ in prepared]
+    step_maps: dict[int, np.ndarray] = {}  # expression -> text attention of its last step
 
     def frame_context() -> contextlib.AbstractContextManager:
         stack = contextlib.ExitStack()
@@ -213,27 +227,45 @@ def iter_segment_video(
         recorder.expect_text_tokens(prepared[k].input_ids.shape[1])
         with recorder:
             yield
-        text_maps[k].append(recorder.pop_text_attention()[0].float().numpy())
+        step_maps[k] = recorder.pop_text_attention()[0].float().numpy()
 
-    frames_loop = propagate(
-        model.sam2,
-        lambda start, stop: encoder_input(frames[start:stop], cfg.sam2.image_size).to(device),
-        trackers,
-        image_batch_size=options.image_batch_size,
-        frame_context=frame_context,
-        step_context=step_context,
-        seconds=seconds,
-    )
-    for tracked in frames_loop:
-        t = tracked.frame_index
+    def store(k: int, out: FrameOutput) -> None:
         start = time.perf_counter()
         with torch.inference_mode():
-            for k, out in enumerate(tracked.outputs):
-                logits = logits_to_frame_size(out.heads.lowres_logits, cfg.sam2.image_size, height, width)
-                results[k].masks[t] = (logits[0] > logit_threshold).cpu().numpy()
-                results[k].object_scores[t] = float(out.heads.object_score_logits[0, 0])
+            logits = logits_to_frame_size(out.heads.lowres_logits, cfg.sam2.image_size, height, width)
+            results[k].masks[out.frame_index] = (logits[0] > logit_threshold).cpu().numpy()
+            results[k].object_scores[out.frame_index] = float(out.heads.object_score_logits[0, 0])
+        if recorder is not None:
+            text_maps[k][out.frame_index] = step_maps.pop(k)
         seconds["postprocess"] += time.perf_counter() - start
-        yield Progress("track", t + 1, num_frames, f"segmented frame {t + 1}/{num_frames}")
+
+    features = FrameFeatureSource(
+        model.sam2,
+        lambda start, stop: encoder_input(frames[start:stop], cfg.sam2.image_size).to(device),
+        num_frames,
+        batch_size=options.image_batch_size,
+        keep=bool(corrections),
+        storage_device=storage,
+        seconds=seconds,
+    )
+    frames_loop = propagate(features, trackers, frame_context=frame_context, step_context=step_context, seconds=seconds)
+    for tracked in frames_loop:
+        for k, out in enumerate(tracked.outputs):
+            store(k, out)
+        yield Progress("track", tracked.frame_index + 1, num_frames, f"segmented frame {tracked.frame_index + 1}/{num_frames}")
+
+    for n, correction in enumerate(corrections, start=1):
+        k = correction.expression
+        clicks = correction.frame_clicks((height, width), cfg.sam2.image_size, device)
+        retracked = 0
+        for out in repropagate(
+            trackers[k], clicks, features, frame_context=frame_context,
+            step_context=lambda: step_context(k), seconds=seconds,
+        ):
+            store(k, out)
+            retracked += 1
+            yield Progress("correct", retracked, num_frames, f"correction {n}/{len(corrections)}: re-tracked frame {out.frame_index}")
+        results[k].corrections += (correction,)
 
     if recorder is not None:
         for k, maps in enumerate(text_maps):
