@@ -13,7 +13,7 @@ from mpg_sam2.model.frame_features import FrameFeatureSource
 from mpg_sam2.model.prompted_sam2 import PointPrompt
 from mpg_sam2.model.video_propagation import ExpressionTracker, propagate
 from mpg_sam2.pipeline.clicks import ClickError, Correction, parse_corrections, read_corrections
-from mpg_sam2.pipeline.segmentation import SegmentationOptions, segment_video
+from mpg_sam2.pipeline.segmentation import SegmentationOptions, SegmentationRun, segment_video
 from tiny_model import tiny_model, tiny_tokenizer
 
 NUM_FRAMES = 6
@@ -253,3 +253,30 @@ def test_unreadable_clicks_file(tmp_path):
     (tmp_path / "bad.json").write_text("{")
     with pytest.raises(ClickError, match="not valid JSON"):
         read_corrections(tmp_path / "bad.json")
+
+
+def test_corrections_one_at_a_time_equal_the_list(model, tokenizer, frames):
+    corrections = [Correction(0, 4, ((12.0, 30.0, 1),)), Correction(0, 1, ((40.0, 8.0, 0),))]
+    together = segment_video(frames, TEXTS[:1], model, tokenizer, corrections=corrections)
+    run = SegmentationRun(frames, TEXTS[:1], model, tokenizer, correctable=True)
+    with pytest.raises(RuntimeError, match="segment the video"):
+        list(run.correct(corrections[0]))
+    list(run.segment())
+    first_pass = run.result().expressions[0].masks.copy()
+    for correction in corrections:
+        events = list(run.correct(correction))
+        assert {e.stage for e in events} == {"correct"}
+    one_by_one = run.result().expressions[0]
+    np.testing.assert_array_equal(one_by_one.masks, together.expressions[0].masks)
+    np.testing.assert_array_equal(one_by_one.object_scores, together.expressions[0].object_scores)
+    assert one_by_one.corrections == tuple(corrections)
+    assert not np.array_equal(first_pass, one_by_one.masks)
+
+
+def test_only_correctable_expressions_keep_their_history(model, tokenizer, frames):
+    run = SegmentationRun(frames, TEXTS, model, tokenizer, correctable=[1])
+    list(run.segment())
+    with pytest.raises(RuntimeError, match="expression 0 was not made correctable"):
+        list(run.correct(Correction(0, 2, ((1.0, 1.0, 1),))))
+    # The other expression's tracker keeps only SAM 2's window (flat memory).
+    assert [tracker.keep_history for tracker in run._trackers] == [False, True]

@@ -17,12 +17,13 @@ in the model core, so each expression's masks equal a separate run's.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import inspect
 import math
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Iterator, Sequence
+from typing import Collection, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -124,6 +125,196 @@ class Progress:
     result: VideoSegmentation | None = None
 
 
+class SegmentationRun:
+    """One video's segmentation, kept open so click corrections can follow it.
+
+    :meth:`segment` encodes every expression and tracks every frame; :meth:`correct` then
+    applies one :class:`~mpg_sam2.pipeline.clicks.Correction` at a time (each on the result of
+    the ones before, on the image features kept from the first pass); :meth:`result` is the
+    current :class:`VideoSegmentation`. Both steps are generators of :class:`Progress` events
+    (stages "encode", "track", "correct"). :func:`iter_segment_video` drives it for a list of
+    corrections known in advance; evaluation with simulated clicks and interactive use call
+    :meth:`correct` as clicks come.
+
+    Args:
+        frames: uint8 ``[T, H, W, 3]`` RGB frames (see :mod:`mpg_sam2.video` to decode a file).
+        expressions: sentences (tokenised with ``tokenizer``) or already prepared expressions.
+        model: an MPG-SAM 2 model in eval mode on the device to use.
+        fps / timestamps_s: timing of the frames (for the result and exports).
+        options: threshold, precision, attention recording, memory offloading, encoder batch.
+        correctable: the expression indices that may be corrected (``True``: all). Their
+            trackers keep every frame's memory and every frame's image features are kept (on
+            the CPU with ``offload_memory_to_cpu``); without any, the result is the paper's and
+            memory stays flat.
+    """
+
+    def __init__(
+        self,
+        frames: np.ndarray,
+        expressions: Sequence[str] | Sequence[PreparedExpression],
+        model: MPGSAM2,
+        tokenizer: ReferringTokenizer | None = None,
+        *,
+        fps: float = 30.0,
+        timestamps_s: Sequence[float] | None = None,
+        options: SegmentationOptions = SegmentationOptions(),
+        correctable: bool | Collection[int] = False,
+    ) -> None:
+        self.frames = _check_frames(frames)
+        num_frames, height, width, _ = self.frames.shape
+        if timestamps_s is None:
+            timestamps_s = np.arange(num_frames, dtype=np.float64) / fps
+        self.timestamps_s = np.asarray(timestamps_s, dtype=np.float64)
+        if self.timestamps_s.shape != (num_frames,):
+            raise ValueError(f"got {len(self.timestamps_s)} timestamps for {num_frames} frames")
+        self.fps = float(fps) if num_frames < 2 else _fps_from(self.timestamps_s, fps)
+        if expressions and isinstance(expressions[0], PreparedExpression):
+            self.prepared = list(expressions)
+        else:
+            if tokenizer is None:
+                raise ValueError("pass the checkpoint's tokenizer to segment text expressions")
+            self.prepared = prepare_expressions(expressions, tokenizer, max_tokens=model.config.beit3.max_text_tokens)
+        self.correctable = set(range(len(self.prepared))) if correctable is True else set(correctable or ())
+        self.model = model
+        self.options = options
+        self.frame_size = (height, width)
+        self.seconds: dict[str, float] = defaultdict(float)
+        self.results: list[ExpressionSegmentation] = []
+        self._trackers: list[ExpressionTracker] = []
+        self._features: FrameFeatureSource | None = None
+        self._recorder = AttentionRecorder(model) if options.record_attention else None
+        self._text_maps: list[list[np.ndarray | None]] = [[None] * num_frames for _ in self.prepared]
+        self._step_maps: dict[int, np.ndarray] = {}  # expression -> text attention of its last step
+        self._logit_threshold = math.log(options.threshold / (1.0 - options.threshold))
+
+    @property
+    def num_frames(self) -> int:
+        return self.frames.shape[0]
+
+    def segment(self) -> Iterator[Progress]:
+        """Encode every expression, then track every frame (the paper's inference)."""
+        if self._features is not None:
+            raise RuntimeError("this run is already segmented; correct it or start a new run")
+        model, options, cfg = self.model, self.options, self.model.config
+        device, dtype = model.device, PRECISIONS[options.precision]
+        storage = torch.device("cpu") if options.offload_memory_to_cpu else None
+        num_frames, (height, width) = self.num_frames, self.frame_size
+        recorder = self._recorder
+
+        # inference_mode is entered around the work between two yields, never across a yield:
+        # the consumer's code (and, in the app, another thread resuming this generator) must
+        # not run in it. The recorder likewise is active around each model call only.
+        with torch.inference_mode():
+            start = time.perf_counter()
+            beit_pixels = encoder_input(self.frames, cfg.beit3.image_size).to(device)
+            self.seconds["preprocess"] += time.perf_counter() - start
+        for k, expression in enumerate(self.prepared):
+            start = time.perf_counter()
+            with torch.inference_mode():
+                with model.autocast(dtype), (recorder if recorder is not None else contextlib.nullcontext()):
+                    prompts, prior = model.encode_expression(
+                        beit_pixels,
+                        expression.input_ids.to(device),
+                        expression.attention_mask.to(device),
+                        frames_per_batch=options.beit3_frames_per_batch,
+                    )
+                self._trackers.append(
+                    ExpressionTracker(model.sam2, prompts, storage_device=storage, keep_history=k in self.correctable)
+                )
+                self.results.append(
+                    ExpressionSegmentation(
+                        text=expression.text,
+                        masks=np.zeros((num_frames, height, width), dtype=bool),
+                        mask_priors=prior.prior[:, 0].float().cpu().numpy(),
+                        object_scores=np.zeros(num_frames, dtype=np.float32),
+                        prior_attention=recorder.prior_attention.numpy() if recorder is not None else None,
+                        truncated=expression.truncated,
+                    )
+                )
+            self.seconds["beit3_and_mask_prior"] += time.perf_counter() - start
+            yield Progress("encode", k + 1, len(self.prepared), f"encoded expression {k + 1}/{len(self.prepared)}")
+        del beit_pixels
+
+        self._features = FrameFeatureSource(
+            model.sam2,
+            lambda start, stop: encoder_input(self.frames[start:stop], cfg.sam2.image_size).to(device),
+            num_frames,
+            batch_size=options.image_batch_size,
+            keep=bool(self.correctable),
+            storage_device=storage,
+            seconds=self.seconds,
+        )
+        frames_loop = propagate(
+            self._features, self._trackers, frame_context=self._frame_context, step_context=self._step_context,
+            seconds=self.seconds,
+        )
+        for tracked in frames_loop:
+            for k, out in enumerate(tracked.outputs):
+                self._store(k, out)
+            t = tracked.frame_index
+            yield Progress("track", t + 1, num_frames, f"segmented frame {t + 1}/{num_frames}")
+
+    def correct(self, correction: Correction) -> Iterator[Progress]:
+        """Apply one correction: its frame decoded with the clicks, its expression tracked
+        again from there, forward then backward. Raises :class:`ClickError` for a correction
+        that names a missing expression, frame or pixel."""
+        check_corrections([correction], len(self.prepared), self.num_frames, self.frame_size)
+        if self._features is None or len(self.results) != len(self.prepared) or self._trackers[0].next_frame != self.num_frames:
+            raise RuntimeError("segment the video (run segment() to the end) before correcting it")
+        k = correction.expression
+        if k not in self.correctable:
+            raise RuntimeError(f"expression {k} was not made correctable; pass correctable=True (or its index)")
+        clicks = correction.frame_clicks(self.frame_size, self.model.config.sam2.image_size, self.model.device)
+        retracked = 0
+        for out in repropagate(
+            self._trackers[k], clicks, self._features, frame_context=self._frame_context,
+            step_context=lambda: self._step_context(k), seconds=self.seconds,
+        ):
+            self._store(k, out)
+            retracked += 1
+            yield Progress("correct", retracked, self.num_frames, f"expression {k + 1}: re-tracked frame {out.frame_index + 1}")
+        self.results[k].corrections += (correction,)
+
+    def result(self) -> VideoSegmentation:
+        """The masks so far (after :meth:`segment` and any corrections). The mask and score
+        arrays are this run's own, which a later :meth:`correct` updates in place (no copy of
+        ``[T, H, W]`` masks per call); copy them to keep a state."""
+        results = []
+        for k, expression in enumerate(self.results):
+            maps = self._text_maps[k]
+            text_attention = np.stack(maps) if self._recorder is not None and all(m is not None for m in maps) else None
+            results.append(dataclasses.replace(expression, text_attention=text_attention))
+        return VideoSegmentation(results, self.timestamps_s, self.fps, self.frame_size, dict(self.seconds))
+
+    def _frame_context(self) -> contextlib.AbstractContextManager:
+        stack = contextlib.ExitStack()
+        stack.enter_context(torch.inference_mode())
+        stack.enter_context(self.model.autocast(PRECISIONS[self.options.precision]))
+        return stack
+
+    @contextlib.contextmanager
+    def _step_context(self, k: int) -> Iterator[None]:
+        if self._recorder is None:
+            yield
+            return
+        self._recorder.expect_text_tokens(self.prepared[k].input_ids.shape[1])
+        with self._recorder:
+            yield
+        self._step_maps[k] = self._recorder.pop_text_attention()[0].float().numpy()
+
+    def _store(self, k: int, out: FrameOutput) -> None:
+        """Frame ``out.frame_index`` of expression ``k``: mask at the source size, score, map."""
+        start = time.perf_counter()
+        size, (height, width) = self.model.config.sam2.image_size, self.frame_size
+        with torch.inference_mode():
+            logits = logits_to_frame_size(out.heads.lowres_logits, size, height, width)
+            self.results[k].masks[out.frame_index] = (logits[0] > self._logit_threshold).cpu().numpy()
+            self.results[k].object_scores[out.frame_index] = float(out.heads.object_score_logits[0, 0])
+        if self._recorder is not None:
+            self._text_maps[k][out.frame_index] = self._step_maps.pop(k)
+        self.seconds["postprocess"] += time.perf_counter() - start
+
+
 def iter_segment_video(
     frames: np.ndarray,
     expressions: Sequence[str] | Sequence[PreparedExpression],
@@ -138,141 +329,19 @@ def iter_segment_video(
     """Masks, mask priors, object scores (and attention maps) for every expression, as a
     generator: progress per expression and per frame, the last event carries the result.
 
-    Args:
-        frames: uint8 ``[T, H, W, 3]`` RGB frames (see :mod:`mpg_sam2.video` to decode a file).
-        expressions: sentences (tokenised with ``tokenizer``) or already prepared expressions.
-        model: an MPG-SAM 2 model in eval mode on the device to use.
-        fps / timestamps_s: timing of the frames (for the result and exports).
-        options: threshold, precision, attention recording, memory offloading, encoder batch.
-        corrections: clicks, applied in order after the first pass (:mod:`.clicks`); the image
-            features of every frame are then kept for the re-tracking (on the CPU with
-            ``offload_memory_to_cpu``). Without corrections the result is the paper's.
+    The arguments are :class:`SegmentationRun`'s; ``corrections`` (:mod:`.clicks`) are
+    applied in order after the first pass. Without corrections the result is the paper's.
     """
-    frames = _check_frames(frames)
-    num_frames, height, width, _ = frames.shape
-    if timestamps_s is None:
-        timestamps_s = np.arange(num_frames, dtype=np.float64) / fps
-    timestamps_s = np.asarray(timestamps_s, dtype=np.float64)
-    if timestamps_s.shape != (num_frames,):
-        raise ValueError(f"got {len(timestamps_s)} timestamps for {num_frames} frames")
-    if expressions and isinstance(expressions[0], PreparedExpression):
-        prepared = list(expressions)
-    else:
-        if tokenizer is None:
-            raise ValueError("pass the checkpoint's tokenizer to segment text expressions")
-        prepared = prepare_expressions(expressions, tokenizer, max_tokens=model.config.beit3.max_text_tokens)
-    corrections = list(corrections)
-    check_corrections(corrections, len(prepared), num_frames, (height, width))
-    corrected = {c.expression for c in corrections}
-
-    cfg = model.config
-    device = model.device
-    dtype = PRECISIONS[options.precision]
-    seconds: dict[str, float] = defaultdict(float)
-    storage = torch.device("cpu") if options.offload_memory_to_cpu else None
-    logit_threshold = math.log(options.threshold / (1.0 - options.threshold))
-    recorder = AttentionRecorder(model) if options.record_attention else None
-
-    def recording() -> contextlib.AbstractContextManager:
-        # Active around each model call only: this generator may be resumed in another thread.
-        return recorder if recorder is not None else contextlib.nullcontext()
-
-    # inference_mode is entered around the work between two yields, never across a yield: the
-    # consumer's code (and, in the app, another thread resuming this generator) must not run in it.
-    with torch.inference_mode():
-        start = time.perf_counter()
-        beit_pixels = encoder_input(frames, cfg.beit3.image_size).to(device)
-        seconds["preprocess"] += time.perf_counter() - start
-
-    trackers, results = [], []
-    for k, expression in enumerate(prepared):
-        start = time.perf_counter()
-        with torch.inference_mode():
-            with model.autocast(dtype), recording():
-                prompts, prior = model.encode_expression(
-                    beit_pixels,
-                    expression.input_ids.to(device),
-                    expression.attention_mask.to(device),
-                    frames_per_batch=options.beit3_frames_per_batch,
-                )
-            trackers.append(ExpressionTracker(model.sam2, prompts, storage_device=storage, keep_history=k in corrected))
-            results.append(
-                ExpressionSegmentation(
-                    text=expression.text,
-                    masks=np.zeros((num_frames, height, width), dtype=bool),
-                    mask_priors=prior.prior[:, 0].float().cpu().numpy(),
-                    object_scores=np.zeros(num_frames, dtype=np.float32),
-                    prior_attention=recorder.prior_attention.numpy() if recorder is not None else None,
-                    truncated=expression.truncated,
-                )
-            )
-        seconds["beit3_and_mask_prior"] += time.perf_counter() - start
-        yield Progress("encode", k + 1, len(prepared), f"encoded expression {k + 1}/{len(prepared)}")
-    del beit_pixels
-
-    text_maps: list[list[np.ndarray | None]] = [[None] * num_frames for _ in prepared]
-    step_maps: dict[int, np.ndarray] = {}  # expression -> text attention of its last step
-
-    def frame_context() -> contextlib.AbstractContextManager:
-        stack = contextlib.ExitStack()
-        stack.enter_context(torch.inference_mode())
-        stack.enter_context(model.autocast(dtype))
-        return stack
-
-    @contextlib.contextmanager
-    def step_context(k: int) -> Iterator[None]:
-        if recorder is None:
-            yield
-            return
-        recorder.expect_text_tokens(prepared[k].input_ids.shape[1])
-        with recorder:
-            yield
-        step_maps[k] = recorder.pop_text_attention()[0].float().numpy()
-
-    def store(k: int, out: FrameOutput) -> None:
-        start = time.perf_counter()
-        with torch.inference_mode():
-            logits = logits_to_frame_size(out.heads.lowres_logits, cfg.sam2.image_size, height, width)
-            results[k].masks[out.frame_index] = (logits[0] > logit_threshold).cpu().numpy()
-            results[k].object_scores[out.frame_index] = float(out.heads.object_score_logits[0, 0])
-        if recorder is not None:
-            text_maps[k][out.frame_index] = step_maps.pop(k)
-        seconds["postprocess"] += time.perf_counter() - start
-
-    features = FrameFeatureSource(
-        model.sam2,
-        lambda start, stop: encoder_input(frames[start:stop], cfg.sam2.image_size).to(device),
-        num_frames,
-        batch_size=options.image_batch_size,
-        keep=bool(corrections),
-        storage_device=storage,
-        seconds=seconds,
+    run = SegmentationRun(
+        frames, expressions, model, tokenizer, fps=fps, timestamps_s=timestamps_s, options=options,
+        correctable={c.expression for c in corrections},
     )
-    frames_loop = propagate(features, trackers, frame_context=frame_context, step_context=step_context, seconds=seconds)
-    for tracked in frames_loop:
-        for k, out in enumerate(tracked.outputs):
-            store(k, out)
-        yield Progress("track", tracked.frame_index + 1, num_frames, f"segmented frame {tracked.frame_index + 1}/{num_frames}")
-
-    for n, correction in enumerate(corrections, start=1):
-        k = correction.expression
-        clicks = correction.frame_clicks((height, width), cfg.sam2.image_size, device)
-        retracked = 0
-        for out in repropagate(
-            trackers[k], clicks, features, frame_context=frame_context,
-            step_context=lambda: step_context(k), seconds=seconds,
-        ):
-            store(k, out)
-            retracked += 1
-            yield Progress("correct", retracked, num_frames, f"correction {n}/{len(corrections)}: re-tracked frame {out.frame_index}")
-        results[k].corrections += (correction,)
-
-    if recorder is not None:
-        for k, maps in enumerate(text_maps):
-            results[k].text_attention = np.stack(maps)
-    fps_out = float(fps) if timestamps_s is None or num_frames < 2 else _fps_from(timestamps_s, fps)
-    segmentation = VideoSegmentation(results, timestamps_s, fps_out, (height, width), dict(seconds))
-    yield Progress("done", num_frames, num_frames, "done", result=segmentation)
+    corrections = list(corrections)
+    check_corrections(corrections, len(run.prepared), run.num_frames, run.frame_size)
+    yield from run.segment()
+    for correction in corrections:
+        yield from run.correct(correction)
+    yield Progress("done", run.num_frames, run.num_frames, "done", result=run.result())
 
 
 def segment_video(*args, **kwargs) -> VideoSegmentation:
