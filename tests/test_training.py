@@ -304,7 +304,8 @@ def test_cli_trains_resumes_identically_and_writes_a_loadable_checkpoint(synthet
 
     init = save_pretrained(_model(seed=3), tmp_path / "init")
     common = ["train", "--data", str(synthetic_root), "--dataset", "synthetic", "--frames", "2", "--steps", "3",
-              "--lr", "1e-4", "--object-score-loss", "1", "--prior-loss", "1", "--threads", "1", "--seed", "5"]
+              "--lr", "1e-4", "--object-score-loss", "1", "--prior-loss", "1", "--threads", "1", "--seed", "5",
+              "--click-probability", "1", "--clicks-per-frame", "2"]  # the resumed run clicks where the first did
     out = tmp_path / "run"
     assert main([*common, "--init-from", str(init), "--out", str(out), "--save-every", "2",
                  "--val-every", "3", "--val-expressions", "1"]) == 0
@@ -516,3 +517,65 @@ def test_warm_up_refuses_a_checkpoint_without_its_tokenizer(tmp_path):
     with pytest.raises(ValueError, match="has no tokenizer files; a warm-up continues only from a full checkpoint"):
         warm_up_prior(tmp_path / "data", tmp_path / "out", init_from=init)
     assert not (tmp_path / "out").exists()
+
+
+# ------------------------------------------------------------------------------------------------
+# Simulated corrective clicks
+
+
+def test_corrective_clicks_come_from_the_error_region_with_its_label():
+    from mpg_sam2.training.simulated_clicks import sample_corrective_click
+
+    target = torch.zeros(32, 32)
+    target[4:12, 4:12] = 1  # the object
+    logits = -torch.ones(32, 32)
+    logits[4:12, 4:8] = 1  # half of it found ...
+    logits[20:24, 20:30] = 1  # ... and a false positive
+    generator = torch.Generator().manual_seed(0)
+    clicks = [sample_corrective_click(logits, target, generator) for _ in range(200)]
+    for x, y, label in clicks:
+        if label == 1:
+            assert 4 <= y < 12 and 8 <= x < 12  # the missed half
+        else:
+            assert 20 <= y < 24 and 20 <= x < 30  # the false positive
+    # Uniform over the 32 + 40 error pixels: both kinds come up in proportion.
+    positives = sum(label for _, _, label in clicks)
+    assert 60 < positives < 120
+    assert sample_corrective_click(target * 2 - 1, target, generator) is None  # nothing wrong
+
+
+def test_click_plan_follows_probability_and_seed():
+    from mpg_sam2.training.simulated_clicks import ClickTraining, plan_clicks
+
+    assert plan_clicks(ClickTraining(0.0), 5, 4) is None
+    plans = [plan_clicks(ClickTraining(0.5, clicks=2), seed, 4) for seed in range(200)]
+    chosen = [p.frame for p in plans if p is not None]
+    assert 70 < len(chosen) < 130 and set(chosen) == {0, 1, 2, 3}
+    again = plan_clicks(ClickTraining(0.5, clicks=2), 7, 4)
+    assert (again is None) == (plans[7] is None) and (again is None or again.frame == plans[7].frame)
+    with pytest.raises(ValueError, match="probability"):
+        ClickTraining(1.5)
+
+
+def test_clicks_train_the_point_embeddings_and_leave_the_plain_path_unchanged():
+    """Without clicks the training forward is the inference loop (same logits as
+    MPGSAM2.propagate); with clicks the loss reaches the positive/negative point embeddings,
+    which the paper's training never touches."""
+    from mpg_sam2.training.forward import predict_clip
+    from mpg_sam2.training.simulated_clicks import ClickTraining
+
+    model = _model(seed=2)
+    clip = dataclasses.replace(_clip(4, num_frames=3), click_seed=11)
+    with torch.no_grad():
+        plain = predict_clip(model, clip)
+        prompts, _ = model.encode_expression(clip.beit_pixels, clip.input_ids, clip.attention_mask)
+        core = [f.heads.highres_logits[0, 0] for f in model.propagate(lambda a, b: clip.sam_pixels[a:b], prompts)]
+    torch.testing.assert_close(plain.logits, torch.stack(core), rtol=0, atol=0)
+
+    embeddings = model.sam2.sam_prompt_encoder.point_embeddings  # [0]: label 0, [1]: label 1
+    for clicks, reached in ((ClickTraining(0.0), False), (ClickTraining(1.0, clicks=3), True)):
+        model.zero_grad()
+        forward = TrainingForward(model, LossWeights(object_score=1.0), clicks=clicks)
+        forward([clip])["loss"].backward()
+        got = [e.weight.grad is not None and bool(e.weight.grad.abs().sum() > 0) for e in embeddings[:2]]
+        assert any(got) == reached, (clicks, got)

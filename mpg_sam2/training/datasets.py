@@ -13,6 +13,7 @@ the number of loader workers and a resumed run sees exactly what an uninterrupte
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
@@ -77,15 +78,16 @@ class TrainingClip:
     attention_mask: torch.Tensor  # [1, L] bool
     targets: torch.Tensor  # [T, S, S] float32 in {0, 1}
     augmentations: tuple[str, ...] = ()
+    click_seed: int = 0  # where simulated clicks go, if the run trains with them (simulated_clicks.py)
 
     @property
     def num_frames(self) -> int:
         return self.sam_pixels.shape[0]
 
     def to(self, device: torch.device | str) -> "TrainingClip":
-        return TrainingClip(
-            self.key, self.text, self.frame_indices, self.sam_pixels.to(device), self.beit_pixels.to(device),
-            self.input_ids.to(device), self.attention_mask.to(device), self.targets.to(device), self.augmentations,
+        return dataclasses.replace(
+            self, sam_pixels=self.sam_pixels.to(device), beit_pixels=self.beit_pixels.to(device),
+            input_ids=self.input_ids.to(device), attention_mask=self.attention_mask.to(device), targets=self.targets.to(device),
         )
 
 
@@ -206,6 +208,8 @@ class ClipDataset(torch.utils.data.Dataset):
             attention_mask=tokens.attention_mask,
             targets=resize_masks(clip.masks, self.sam_size),
             augmentations=tuple(clip.applied),
+            # Drawn last, so the frames and augmentation of a draw are what they were before.
+            click_seed=int(rng.integers(2**31 - 1)),
         )
 
 

@@ -16,22 +16,50 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mpg_sam2.model.frame_features import FrameFeatureSource
 from mpg_sam2.model.mpg_sam2 import MPGSAM2
+from mpg_sam2.model.video_propagation import ExpressionTracker, propagate
 from mpg_sam2.training.datasets import TrainingClip
 from mpg_sam2.training.losses import ClipPrediction, LossWeights, referring_loss
+from mpg_sam2.training.simulated_clicks import ClickTraining, plan_clicks, point_prompt, sample_corrective_click
 
 __all__ = ["TrainingForward", "predict_clip"]
 
 
-def predict_clip(model: MPGSAM2, clip: TrainingClip, autocast_dtype: torch.dtype | None = None, gated: bool = True) -> ClipPrediction:
-    """Logits ``[T, S, S]`` (float32), object scores and sentence scores of one clip on ``model.device``."""
+def predict_clip(
+    model: MPGSAM2,
+    clip: TrainingClip,
+    autocast_dtype: torch.dtype | None = None,
+    gated: bool = True,
+    clicks: ClickTraining = ClickTraining(),
+) -> ClipPrediction:
+    """Logits ``[T, S, S]`` (float32), object scores and sentence scores of one clip on ``model.device``.
+
+    With ``clicks`` enabled, the clip's planned frame (if any) is corrected with simulated clicks
+    right after it is tracked (:mod:`mpg_sam2.training.simulated_clicks`); the loop continues on
+    the corrected memory, and that frame's prediction is the corrected one.
+    """
     with model.autocast(autocast_dtype):
         prompts, prior = model.encode_expression(clip.beit_pixels, clip.input_ids, clip.attention_mask)
         # text_similarity_head reads each frame's projected <s> token (SPEC §11).
         sentence_scores = model.text_similarity_head(prompts.text_features[:, 0, 0]).float()[:, 0]
+    plan = plan_clicks(clicks, clip.click_seed, clip.num_frames)
+    tracker = ExpressionTracker(model.sam2, prompts)
+    features = FrameFeatureSource(model.sam2, lambda start, stop: clip.sam_pixels[start:stop], clip.num_frames, keep=plan is not None)
     logits, scores = [], []
-    for frame in model.propagate(lambda start, stop: clip.sam_pixels[start:stop], prompts, autocast_dtype=autocast_dtype):
-        heads = frame.heads
+    for frame in propagate(features, [tracker], frame_context=lambda: model.autocast(autocast_dtype)):
+        out = frame.outputs[0]
+        if plan is not None and frame.frame_index == plan.frame:
+            # Between two frames of the loop: the next frame reads the corrected memory.
+            t, chosen = plan.frame, []
+            for _ in range(plan.clicks):
+                click = sample_corrective_click(out.heads.highres_logits[0, 0], clip.targets[t], plan.generator)
+                if click is None:
+                    break
+                chosen.append(click)
+                with model.autocast(autocast_dtype):
+                    out = tracker.track(t, features(t), conditioning=True, points=point_prompt(chosen, model.device))
+        heads = out.heads
         if gated:
             logits.append(heads.highres_logits[0, 0])
         else:
@@ -49,17 +77,25 @@ class TrainingForward(nn.Module):
         model: the MPG-SAM 2 model (its parameters are this module's, under ``model.``).
         weights: loss weights.
         autocast_dtype: ``torch.bfloat16`` on CUDA (the authors train in bf16), None for float32.
+        clicks: simulated corrective clicks (off by default, as in the authors' training).
     """
 
-    def __init__(self, model: MPGSAM2, weights: LossWeights = LossWeights(), autocast_dtype: torch.dtype | None = None) -> None:
+    def __init__(
+        self,
+        model: MPGSAM2,
+        weights: LossWeights = LossWeights(),
+        autocast_dtype: torch.dtype | None = None,
+        clicks: ClickTraining = ClickTraining(),
+    ) -> None:
         super().__init__()
         self.model = model
         self.weights = weights
         self.autocast_dtype = autocast_dtype
+        self.clicks = clicks
 
     def forward(self, clips: list[TrainingClip], num_valid: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         gated = self.weights.object_score <= 0
         device = self.model.device
         clips = [c.to(device) for c in clips]
-        predictions = [predict_clip(self.model, c, self.autocast_dtype, gated=gated) for c in clips]
+        predictions = [predict_clip(self.model, c, self.autocast_dtype, gated=gated, clicks=self.clicks) for c in clips]
         return referring_loss(predictions, [c.targets for c in clips], self.weights, num_valid).as_dict()

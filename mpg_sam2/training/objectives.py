@@ -24,6 +24,7 @@ from mpg_sam2.training.datasets import ClipEntry
 from mpg_sam2.training.forward import TrainingForward
 from mpg_sam2.training.losses import LossWeights
 from mpg_sam2.training.param_groups import OptimizerSettings, build_optimizer
+from mpg_sam2.training.simulated_clicks import ClickTraining
 from mpg_sam2.training.train_config import TrainConfig
 
 __all__ = ["Objective", "ReferringObjective"]
@@ -82,6 +83,7 @@ class ReferringObjective(Objective):
 
     def __init__(self) -> None:
         self.loss_weights = LossWeights()
+        self.clicks = ClickTraining()
         self._validation_set = None
 
     def prepare(self, config: TrainConfig, start: RunStart) -> list[str]:
@@ -98,6 +100,10 @@ class ReferringObjective(Objective):
                                  f"(--{flag.replace('_', '-')} 0 for the authors' recipe)")
             weights[name] = weight
         self.loss_weights = LossWeights(**weights)
+        self.clicks = ClickTraining(config.click_probability, config.clicks_per_frame)
+        if self.clicks.enabled:
+            notes.append(f"simulated clicks: {self.clicks.clicks} on one frame of {self.clicks.probability:.0%} of the clips "
+                         "(not in the authors' recipe)")
         return notes
 
     def _settings(self, config: TrainConfig) -> OptimizerSettings:
@@ -114,7 +120,7 @@ class ReferringObjective(Objective):
         return {"base": config.base_lr, "fusion": config.lr_fusion}
 
     def forward_module(self, model: MPGSAM2, autocast_dtype: torch.dtype | None) -> nn.Module:
-        return TrainingForward(model, self.loss_weights, autocast_dtype)
+        return TrainingForward(model, self.loss_weights, autocast_dtype, self.clicks)
 
     def load_validation(self, config: TrainConfig, tokenizer: ReferringTokenizer, model_config: MPGSAM2Config) -> str | None:
         from mpg_sam2.training.validation import load_validation_set

@@ -35,6 +35,15 @@ class OfflineModelReport:
     regression: MeanScores
     ablation_steps: int | None = None
     ablations: dict[str, dict[str, MeanScores]] | None = None
+    # The click fine-tuning (recipe.CLICK_STAGE) after the selected checkpoint; None before it existed.
+    click_seconds: float | None = None  # its logged step time
+    click_validation: dict[int, float] | None = None  # validation J&F (no clicks) of its checkpoints
+    before_clicks_test: dict[str, MeanScores] | None = None  # the selected checkpoint on the test split
+    # Simulated-click protocol on the test split (mpg_sam2.evaluation.simulated_clicks):
+    # clicks per expression -> scores by expression type, for the bundled model and for the
+    # selected checkpoint before the click fine-tuning.
+    clicks: dict[int, dict[str, MeanScores]] | None = None
+    clicks_before_tuning: dict[int, dict[str, MeanScores]] | None = None
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -50,6 +59,15 @@ class OfflineModelReport:
             "test_random_object": scores_json(self.chance),
             "regression_set": {**recipe.REGRESSION_SET, **scores_json({"overall": self.regression})["overall"]},
         }
+        if self.click_seconds is not None:
+            out["click_stage"] = {**recipe.CLICK_STAGE, "steps": recipe.CLICK_STEPS}
+            out["click_seconds"] = round(self.click_seconds)
+            out["click_validation_jf"] = {str(step): jf for step, jf in (self.click_validation or {}).items()}
+        if self.before_clicks_test is not None:
+            out["test_before_click_tuning"] = scores_json(self.before_clicks_test)
+        for key, runs in (("test_clicks", self.clicks), ("test_clicks_before_tuning", self.clicks_before_tuning)):
+            if runs is not None:
+                out[key] = {str(n): scores_json(rows) for n, rows in runs.items()}
         if self.ablations is not None:
             out["ablation_steps"] = self.ablation_steps
             out["ablations"] = {name: scores_json(rows) for name, rows in self.ablations.items()}
@@ -83,6 +101,50 @@ def _warm_up_line(seconds: float) -> str:
             f"{seconds / 60:.0f} min of step time on the 2-core CPU")
 
 
+def _click_stage_lines(report: OfflineModelReport) -> list[str]:
+    if report.click_seconds is None:
+        return [f"- the bundled weights are step {report.selected_step}"]
+    stage = recipe.CLICK_STAGE
+    lines = [
+        f"- then the click fine-tuning from step {report.selected_step} (`mpg_sam2.training.simulated_clicks`): "
+        f"{recipe.CLICK_STEPS} steps of one {stage['frames']}-frame clip,",
+        f"  lr {stage['lr']:g}, the same losses; on {stage['click_probability']:.0%} of the clips one random frame is "
+        f"corrected by {stage['clicks_per_frame']} simulated clicks",
+        "  (each drawn uniformly from the error left by the ones before, as SAM 2's training does) and the clip is",
+        f"  tracked on from the corrected memory; {report.click_seconds / 3600:.2f} h of step time on one core",
+    ]
+    if report.click_validation:
+        lines.append("  (validation J&F without clicks: " + ", ".join(
+            f"{step}: {jf:.3f}" for step, jf in report.click_validation.items()) + ")")
+    lines.append(f"- the bundled weights are the click fine-tuning's last step ({recipe.CLICK_STEPS})")
+    return lines
+
+
+def _click_table_lines(report: OfflineModelReport) -> list[str]:
+    if report.clicks is None:
+        return []
+    types = [t for t in report.clicks[0] if t in report.chance]
+    lines = [
+        "",
+        "## Correcting with clicks (test split, simulated clicks)",
+        "",
+        "Per expression: click at the centre of the largest error region of the worst frame (positive on a",
+        "missed part, negative on a false one), track the video again from that frame both ways, repeat",
+        "(`python -m mpg_sam2.evaluation.synthetic_report --clicks 3`). J&F after each number of clicks:",
+        "",
+        "| clicks | " + " | ".join(types) + " |",
+        "|---|" + "---|" * len(types),
+    ]
+    for n, rows in report.clicks.items():
+        lines.append(f"| {n} | " + " | ".join(f"{rows[t].jf:.3f}" for t in types) + " |")
+    if report.clicks_before_tuning is not None:
+        lines += ["", f"The same protocol on step {report.selected_step}, before the click fine-tuning (its point "
+                      "embeddings never trained):", "", "| clicks | " + " | ".join(types) + " |", "|---|" + "---|" * len(types)]
+        for n, rows in report.clicks_before_tuning.items():
+            lines.append(f"| {n} | " + " | ".join(f"{rows[t].jf:.3f}" for t in types) + " |")
+    return lines
+
+
 def model_card(report: OfflineModelReport, command: str) -> str:
     """The bundle's README.md: front matter, verdict, training, test tables, ablation table."""
     from mpg_sam2.evaluation.synthetic_report import format_table
@@ -113,9 +175,10 @@ def model_card(report: OfflineModelReport, command: str) -> str:
         "  `mpg_sam2.training.losses.LossWeights`), seed 0, float32 on one CPU thread",
         f"- training time: {report.training_seconds / 3600:.2f} h of step time on one core of a 2-core CPU "
         "(validation and checkpoints excluded), after the warm-up",
-        f"- the bundled weights are step {report.selected_step}, the checkpoint with the best J&F on the validation split "
+        f"- step {report.selected_step} is the checkpoint with the best J&F on the validation split "
         f"({recipe.DATA['val']} clips;",
         "  " + ", ".join(f"{step}: {jf:.3f}" for step, jf in report.validation.items()) + ")",
+        *_click_stage_lines(report),
         f"- reproduce everything on this card: `{command}`",
         "",
         f"## Test split ({recipe.DATA['test']} clips, never seen in training)",
@@ -128,6 +191,7 @@ def model_card(report: OfflineModelReport, command: str) -> str:
         "",
         f"Regression set (seed {recipe.REGRESSION_SET['seed']}, {recipe.REGRESSION_SET['test']} test clips, for "
         f"the regression test): J&F {report.regression.jf:.3f} over {report.regression.count} expressions.",
+        *_click_table_lines(report),
     ]
     if report.ablations is not None:
         lines += [

@@ -12,8 +12,11 @@
    prior already picks the described object more often than chance;
 3. trains the whole ``nano`` model from the warm-up checkpoint with :data:`~mpg_sam2.training.offline_recipe.RECIPE` in
    ``WORK/main`` to ``--steps`` and scores every saved checkpoint on the validation split; the
-   best one is the bundled model (the learning rate is constant, so consecutive checkpoints
-   differ by several points of J&F);
+   best one (the learning rate is constant, so consecutive checkpoints differ by several points
+   of J&F) goes on to
+3b. the click fine-tuning (:data:`~mpg_sam2.training.offline_recipe.CLICK_STAGE`, simulated
+   corrective clicks) in ``WORK/clicks`` for ``CLICK_STEPS`` steps; its last checkpoint is the
+   bundled model;
 4. trains the three ablations of the paper's Table 3 (no mask prior as dense prompt, no
    aggregator, neither) from the same checkpoint with the same recipe, seed and
    ``--ablation-steps`` in ``WORK/abl_*``, and scores all four at that step on the test split;
@@ -110,7 +113,9 @@ def _logged_seconds(run: Path, steps: int | None = None) -> float:
     return sum(s for step, s in seconds.items() if steps is None or step <= steps)
 
 
-def _train(data: Path, run: Path, steps: int, no_mask_prior: bool, no_aggregator: bool, init_from: Path) -> Path:
+def _train(data: Path, run: Path, steps: int, no_mask_prior: bool, no_aggregator: bool, init_from: Path,
+           settings: dict | None = None) -> Path:
+    """Train ``run`` to ``steps`` with ``settings`` (default :data:`recipe.RECIPE`), resuming it."""
     from mpg_sam2.training.checkpointing import checkpoint_name
     from mpg_sam2.training.train_config import TrainConfig
     from mpg_sam2.training.trainer import train
@@ -118,7 +123,7 @@ def _train(data: Path, run: Path, steps: int, no_mask_prior: bool, no_aggregator
     if _step_of(run) < steps:
         resume = run if _step_of(run) else None
         config = TrainConfig(data=data, out=run, steps=steps, no_mask_prior=no_mask_prior, no_aggregator=no_aggregator,
-                             resume=resume, init_from=init_from, **recipe.RECIPE)
+                             resume=resume, init_from=init_from, **(settings or recipe.RECIPE))
         train(config)
     checkpoint = run / checkpoint_name(steps)
     if not checkpoint.is_dir():
@@ -176,7 +181,8 @@ def build_offline_model(work: Path, out: Path, steps: int, ablation_steps: int |
                 _train(data, work / name, ablation_steps, no_prior, no_agg, warm)
     _train(data, work / "main", steps, False, False, warm)
     selected, validation = _select_checkpoint(data, work / "main", steps)
-    final = work / "main" / checkpoint_name(selected)
+    before_clicks = work / "main" / checkpoint_name(selected)
+    final = _train(data, work / "clicks", recipe.CLICK_STEPS, False, False, before_clicks, settings=recipe.CLICK_STAGE)
     if ablation_steps is not None:
         ablations = {}
         for name in recipe.ABLATIONS:

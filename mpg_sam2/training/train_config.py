@@ -40,6 +40,10 @@ class TrainConfig:
     object_score_loss: float | None = None
     # None: 0 (the authors) when SAM 2 starts from trained weights, 1 when it starts from random.
     prior_loss: float | None = None
+    # Simulated corrective clicks (simulated_clicks.py): the share of clips with a corrected
+    # frame and the clicks on it. 0: the authors' training, which has no points.
+    click_probability: float = 0.0
+    clicks_per_frame: int = 1
     augment: bool = True
     resume: Path | None = None
     init_from: Path | None = None  # model weights of a checkpoint directory (e.g. pre-training)
@@ -71,6 +75,10 @@ class TrainConfig:
         for name in ("steps", "batch_size", "frames", "accumulate", "log_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
+        if not 0.0 <= self.click_probability <= 1.0:
+            raise ValueError(f"--click-probability must be in [0, 1], got {self.click_probability}")
+        if self.clicks_per_frame < 1:
+            raise ValueError(f"--clicks-per-frame must be at least 1, got {self.clicks_per_frame}")
         if self.precision not in ("auto", "fp32", "bf16"):
             raise ValueError(f"--precision must be auto, fp32 or bf16, got {self.precision!r}")
 
