@@ -27,6 +27,9 @@ def toy_scale(monkeypatch):
     monkeypatch.setattr(offline_recipe, "DATA", {"seed": 0, "train": 2, "val": 1, "test": 1})
     monkeypatch.setattr(offline_recipe, "REGRESSION_SET", {"seed": 1, "test": 1})
     monkeypatch.setattr(offline_recipe, "RECIPE", {**offline_recipe.RECIPE, "frames": 2, "val_every": 0, "save_every": 1})
+    monkeypatch.setattr(offline_recipe, "CLICK_STAGE", {**offline_recipe.CLICK_STAGE, "frames": 2, "val_every": 0, "save_every": 1,
+                                                        "click_probability": 1.0})
+    monkeypatch.setattr(offline_recipe, "CLICK_STEPS", 1)
     stage = {**offline_recipe.WARMUP_STAGES[0], "steps": 2, "batch_size": 1, "val_every": 0}
     monkeypatch.setattr(offline_recipe, "WARMUP_STAGES", [stage, {**stage, "steps": 1, "seed": 1}])
 
@@ -59,13 +62,18 @@ def test_offline_model_end_to_end_at_toy_scale(toy_scale, tmp_path, monkeypatch)
 
     evaluation = json.loads((out / "evaluation.json").read_text())
     card = (out / "README.md").read_text()
-    # The bundle is the main run's checkpoint with the best validation J&F, and says which.
+    # The click fine-tuning starts from the main run's checkpoint with the best validation J&F
+    # (the card says which), and its last checkpoint is the bundle.
     validation = {int(step): jf for step, jf in evaluation["validation_jf"].items()}
     assert set(validation) == {1, 2} and validation[evaluation["selected_step"]] == max(validation.values())
-    selected = load_pretrained(tmp_path / "work" / "main" / f"step-{evaluation['selected_step']:06d}").model.state_dict()
+    selected = tmp_path / "work" / "main" / f"step-{evaluation['selected_step']:06d}"
+    clicks_args = json.loads((tmp_path / "work" / "clicks" / "step-000001" / "training_args.json").read_text())
+    assert clicks_args["init_from"] == str(selected) and clicks_args["click_probability"] == 1.0
+    tuned = load_pretrained(tmp_path / "work" / "clicks" / "step-000001").model.state_dict()
     for name, value in loaded.model.state_dict().items():
-        assert torch.equal(value, selected[name]), name
-    assert f"step {evaluation['selected_step']}, the checkpoint with the best J&F on the validation split" in card
+        assert torch.equal(value, tuned[name]), name
+    assert f"step {evaluation['selected_step']} is the checkpoint with the best J&F on the validation split" in card
+    assert evaluation["click_stage"]["steps"] == 1 and "click fine-tuning from step" in card
     assert evaluation["steps"] == 2 and evaluation["regression_set"]["expressions"] == report.regression.count
     for name, row in evaluation["test"].items():
         assert f"| {name} | {row['expressions']} | {row['J']:.3f} | {row['F']:.3f} | {row['J&F']:.3f} |" in card

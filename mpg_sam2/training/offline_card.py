@@ -114,7 +114,7 @@ def _click_stage_lines(report: OfflineModelReport) -> list[str]:
         f"  tracked on from the corrected memory; {report.click_seconds / 3600:.2f} h of step time on one core",
     ]
     if report.click_validation:
-        lines.append("  (validation J&F without clicks: " + ", ".join(
+        lines.append("  (validation J&F without clicks, on the expressions the run validates on: " + ", ".join(
             f"{step}: {jf:.3f}" for step, jf in report.click_validation.items()) + ")")
     lines.append(f"- the bundled weights are the click fine-tuning's last step ({recipe.CLICK_STEPS})")
     return lines

@@ -113,6 +113,16 @@ def _logged_seconds(run: Path, steps: int | None = None) -> float:
     return sum(s for step, s in seconds.items() if steps is None or step <= steps)
 
 
+def _logged_validation(run: Path) -> dict[int, float]:
+    """Validation J&F the run logged (``--val-every``), by step."""
+    scores = {}
+    for line in (run / "log.jsonl").read_text(encoding="utf-8").splitlines():
+        record = json.loads(line)
+        if "val" in record:
+            scores[record["step"]] = record["val"]["J&F"]
+    return dict(sorted(scores.items()))
+
+
 def _train(data: Path, run: Path, steps: int, no_mask_prior: bool, no_aggregator: bool, init_from: Path,
            settings: dict | None = None) -> Path:
     """Train ``run`` to ``steps`` with ``settings`` (default :data:`recipe.RECIPE`), resuming it."""
@@ -194,7 +204,10 @@ def build_offline_model(work: Path, out: Path, steps: int, ablation_steps: int |
     regression = _score(final, regression_dataset(work / "regression"), "regression")["overall"]
     warmup_seconds = sum(_logged_seconds(stage) for stage in _stage_folders(work / "prior_warmup"))
     report = OfflineModelReport(steps, selected, validation, warmup_seconds, _logged_seconds(work / "main", steps),
-                                test, chance_level(data), regression, ablation_steps, ablations)
+                                test, chance_level(data), regression, ablation_steps, ablations,
+                                click_seconds=_logged_seconds(work / "clicks", recipe.CLICK_STEPS),
+                                click_validation=_logged_validation(work / "clicks"),
+                                before_clicks_test=_score(before_clicks, data, "test"))
 
     pretrained = load_pretrained(final)
     save_pretrained(pretrained.model, out, pretrained.tokenizer, overwrite=True)
