@@ -280,3 +280,15 @@ def test_only_correctable_expressions_keep_their_history(model, tokenizer, frame
         list(run.correct(Correction(0, 2, ((1.0, 1.0, 1),))))
     # The other expression's tracker keeps only SAM 2's window (flat memory).
     assert [tracker.keep_history for tracker in run._trackers] == [False, True]
+
+
+def test_clicked_frame_zero_reads_the_memory_of_later_conditioning_frames(tracked):
+    """After a click on frame 3, a click on frame 0 is decoded from the memories of frames 3
+    and 1-2 (no object pointer lies in its past): the bfloat16 memories must be promoted as
+    SAM 2's concatenation with a pointer would, not fail."""
+    tracker, features = tracked()
+    with torch.no_grad():
+        list(repropagate(tracker, clicks_at(3, (100, 120, 1)), features))
+        order = [out.frame_index for out in repropagate(tracker, clicks_at(0, (30, 30, 0)), features)]
+    assert order == [0, 1, 2, 4, 5]
+    assert tracker.conditioning_frames == [0, 3]

@@ -524,7 +524,7 @@ def test_warm_up_refuses_a_checkpoint_without_its_tokenizer(tmp_path):
 
 
 def test_corrective_clicks_come_from_the_error_region_with_its_label():
-    from mpg_sam2.training.simulated_clicks import sample_corrective_click
+    from mpg_sam2.training.click_training import sample_corrective_click
 
     target = torch.zeros(32, 32)
     target[4:12, 4:12] = 1  # the object
@@ -545,7 +545,7 @@ def test_corrective_clicks_come_from_the_error_region_with_its_label():
 
 
 def test_click_plan_follows_probability_and_seed():
-    from mpg_sam2.training.simulated_clicks import ClickTraining, plan_clicks
+    from mpg_sam2.training.click_training import ClickTraining, plan_clicks
 
     assert plan_clicks(ClickTraining(0.0), 5, 4) is None
     plans = [plan_clicks(ClickTraining(0.5, clicks=2), seed, 4) for seed in range(200)]
@@ -562,7 +562,7 @@ def test_clicks_train_the_point_embeddings_and_leave_the_plain_path_unchanged():
     MPGSAM2.propagate); with clicks the loss reaches the positive/negative point embeddings,
     which the paper's training never touches."""
     from mpg_sam2.training.forward import predict_clip
-    from mpg_sam2.training.simulated_clicks import ClickTraining
+    from mpg_sam2.training.click_training import ClickTraining
 
     model = _model(seed=2)
     clip = dataclasses.replace(_clip(4, num_frames=3), click_seed=11)

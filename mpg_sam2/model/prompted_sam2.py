@@ -91,6 +91,7 @@ class PromptedSAM2(SAM2Base):
         super().__init__(**sam2_kwargs)
         self.dense_mask_prompt = dense_mask_prompt
         _refuse_unsupported_options(self)
+        self.memory_attention.register_forward_pre_hook(_memory_in_compute_dtype, with_kwargs=True)
 
     def _build_sam_heads(self) -> None:
         super()._build_sam_heads()
@@ -237,6 +238,22 @@ class PromptedSAM2(SAM2Base):
     def freeze_image_encoder(self) -> None:
         """The paper (and the authors' training) keep the Hiera image encoder frozen."""
         self.image_encoder.requires_grad_(False)
+
+
+def _memory_in_compute_dtype(module: torch.nn.Module, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
+    """Spatial memories are stored in bfloat16. When the memory holds at least one object
+    pointer (float32), SAM 2's ``torch.cat`` of memories and pointers promotes it back to
+    float32 (SPEC §5); a frame that reads memories but no pointer (a clicked frame 0 while the
+    other conditioning frames lie ahead) would hand memory attention bfloat16 next to float32
+    weights. Casting to the current features' dtype is that same promotion, so every earlier
+    case is unchanged."""
+    curr, memory = kwargs.get("curr"), kwargs.get("memory")
+    if memory is None or curr is None:
+        return args, kwargs
+    dtype = (curr[0] if isinstance(curr, list) else curr).dtype
+    if memory.dtype != dtype:
+        kwargs = {**kwargs, "memory": memory.to(dtype), "memory_pos": kwargs["memory_pos"].to(dtype)}
+    return args, kwargs
 
 
 def _refuse_unsupported_options(model: SAM2Base) -> None:

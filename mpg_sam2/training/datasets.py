@@ -78,7 +78,7 @@ class TrainingClip:
     attention_mask: torch.Tensor  # [1, L] bool
     targets: torch.Tensor  # [T, S, S] float32 in {0, 1}
     augmentations: tuple[str, ...] = ()
-    click_seed: int = 0  # where simulated clicks go, if the run trains with them (simulated_clicks.py)
+    click_seed: int = 0  # where simulated clicks go, if the run trains with them (click_training.py)
 
     @property
     def num_frames(self) -> int:

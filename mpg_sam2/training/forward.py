@@ -21,7 +21,7 @@ from mpg_sam2.model.mpg_sam2 import MPGSAM2
 from mpg_sam2.model.video_propagation import ExpressionTracker, propagate
 from mpg_sam2.training.datasets import TrainingClip
 from mpg_sam2.training.losses import ClipPrediction, LossWeights, referring_loss
-from mpg_sam2.training.simulated_clicks import ClickTraining, plan_clicks, point_prompt, sample_corrective_click
+from mpg_sam2.training.click_training import ClickTraining, plan_clicks, point_prompt, sample_corrective_click
 
 __all__ = ["TrainingForward", "predict_clip"]
 
@@ -36,7 +36,7 @@ def predict_clip(
     """Logits ``[T, S, S]`` (float32), object scores and sentence scores of one clip on ``model.device``.
 
     With ``clicks`` enabled, the clip's planned frame (if any) is corrected with simulated clicks
-    right after it is tracked (:mod:`mpg_sam2.training.simulated_clicks`); the loop continues on
+    right after it is tracked (:mod:`mpg_sam2.training.click_training`); the loop continues on
     the corrected memory, and that frame's prediction is the corrected one.
     """
     with model.autocast(autocast_dtype):

@@ -24,7 +24,7 @@ from mpg_sam2.training.datasets import ClipEntry
 from mpg_sam2.training.forward import TrainingForward
 from mpg_sam2.training.losses import LossWeights
 from mpg_sam2.training.param_groups import OptimizerSettings, build_optimizer
-from mpg_sam2.training.simulated_clicks import ClickTraining
+from mpg_sam2.training.click_training import ClickTraining
 from mpg_sam2.training.train_config import TrainConfig
 
 __all__ = ["Objective", "ReferringObjective"]

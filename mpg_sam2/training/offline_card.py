@@ -106,7 +106,7 @@ def _click_stage_lines(report: OfflineModelReport) -> list[str]:
         return [f"- the bundled weights are step {report.selected_step}"]
     stage = recipe.CLICK_STAGE
     lines = [
-        f"- then the click fine-tuning from step {report.selected_step} (`mpg_sam2.training.simulated_clicks`): "
+        f"- then the click fine-tuning from step {report.selected_step} (`mpg_sam2.training.click_training`): "
         f"{recipe.CLICK_STEPS} steps of one {stage['frames']}-frame clip,",
         f"  lr {stage['lr']:g}, the same losses; on {stage['click_probability']:.0%} of the clips one random frame is "
         f"corrected by {stage['clicks_per_frame']} simulated clicks",

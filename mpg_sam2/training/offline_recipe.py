@@ -54,7 +54,7 @@ RECIPE: dict[str, Any] = {
 }
 # Click fine-tuning, from the selected checkpoint of the training above: the same losses on whole
 # 8-frame clips (the test's length), half of them with one frame corrected by 2 simulated clicks
-# (mpg_sam2.training.simulated_clicks), at half the learning rate. The model's point embeddings
+# (mpg_sam2.training.click_training), at half the learning rate. The model's point embeddings
 # were never trained before this stage; without it clicks mean nothing to the offline model.
 CLICK_STAGE: dict[str, Any] = {
     **RECIPE,

@@ -40,7 +40,7 @@ class TrainConfig:
     object_score_loss: float | None = None
     # None: 0 (the authors) when SAM 2 starts from trained weights, 1 when it starts from random.
     prior_loss: float | None = None
-    # Simulated corrective clicks (simulated_clicks.py): the share of clips with a corrected
+    # Simulated corrective clicks (click_training.py): the share of clips with a corrected
     # frame and the clicks on it. 0: the authors' training, which has no points.
     click_probability: float = 0.0
     clicks_per_frame: int = 1
