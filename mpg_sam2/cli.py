@@ -30,6 +30,14 @@ def _segment_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--attention", action="store_true", help="also record attention overlays")
     p.add_argument("--offload-memory", action="store_true", help="keep per-frame memories on the CPU")
     p.add_argument("--exports", default=",".join(EXPORTS), help=f"comma-separated subset of {','.join(EXPORTS)}")
+    p.add_argument(
+        "--clicks", type=Path, metavar="FILE.json",
+        help='click corrections applied after the first pass: {"expression": 0, "frame": 12, "points": [[x, y, 1], '
+             '[x, y, 0]]} or a list of them (label 1 on the object, 0 not on it; all points of one frame in one '
+             'entry). expression: index in the order given (-e first, then --expressions-file); frame: index of '
+             'the frames as segmented, after --fps / --every-k / --max-frames; x, y: pixels of those frames '
+             'after --max-side downscaling (the frames the exports show). Recorded in the zip\'s manifest.json',
+    )
     p.set_defaults(func=run_segment)
 
 
@@ -37,6 +45,7 @@ def run_segment(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from mpg_sam2.checkpoint.pretrained import load_pretrained
+    from mpg_sam2.pipeline.clicks import check_corrections, read_corrections
     from mpg_sam2.pipeline.devices import check_precision, select_device
     from mpg_sam2.pipeline.segmentation import Progress, SegmentationOptions
     from mpg_sam2.pipeline.video_file import VideoFileResult, iter_segment_video_file
@@ -51,6 +60,12 @@ def run_segment(args: argparse.Namespace) -> int:
         raise ValueError(f"unknown exports {unknown}; choose from {list(EXPORTS)}")
     if not args.video.exists():
         raise ValueError(f"video {args.video} does not exist")
+    corrections = []
+    if args.clicks is not None:
+        # A bad clicks file fails here, before the model loads and the video is decoded; its
+        # frames and points are checked against the decoded video before the model runs.
+        corrections = read_corrections(args.clicks)
+        check_corrections(corrections, len(expressions), None, None)
     device = select_device(args.device)
     precision = check_precision(args.precision, device)
     sampling = FrameSampling(target_fps=args.fps, every_k=args.every_k, max_frames=args.max_frames, max_side=args.max_side)
@@ -65,7 +80,7 @@ def run_segment(args: argparse.Namespace) -> int:
     result = None
     for event in iter_segment_video_file(
         args.video, expressions, pretrained.model, tokenizer,
-        out_dir=args.out, exports=exports, sampling=sampling, options=options,
+        out_dir=args.out, exports=exports, sampling=sampling, options=options, corrections=corrections,
     ):
         if isinstance(event, VideoFileResult):
             result = event
@@ -85,7 +100,8 @@ def run_segment(args: argparse.Namespace) -> int:
         print(f"  note: {note}")
     for k, expression in enumerate(seg.expressions):
         present = len(expression.frames_present)
-        print(f"  [{k}] {expression.text!r}: object in {present}/{seg.num_frames} frames")
+        clicked = f", after {len(expression.corrections)} click corrections" if expression.corrections else ""
+        print(f"  [{k}] {expression.text!r}: object in {present}/{seg.num_frames} frames{clicked}")
     total = sum(seg.stage_seconds.values())
     stages = ", ".join(f"{name} {s:.1f}s" for name, s in seg.stage_seconds.items())
     print(f"  time: {total:.1f}s ({stages}); {total / max(1, seg.num_frames):.2f}s per frame")

@@ -327,6 +327,17 @@ def test_export_all_subset(tmp_path: Path, frames, masks) -> None:
     assert leftovers(tmp_path) == sorted(["Annotations", "v", "0", "1", "2", "v_rle.json"] + [f"{i:05d}.png" for i in range(T)] * 3)
 
 
+def test_manifest_records_click_corrections(tmp_path: Path, frames, masks) -> None:
+    correction = {"expression": 1, "frame": 2, "points": [[3.0, 4.0, 1], [5.0, 1.0, 0]]}
+    result = export_all(tmp_path / "out", "v", frames, FPS, masks, which=("png", "zip"),
+                        corrections={EXPRESSIONS[1]: [correction]})
+    with zipfile.ZipFile(result.archive) as zf:
+        manifest = json.loads(zf.read("manifest.json"))
+    assert [e["corrections"] for e in manifest["expressions"]] == [[], [correction], []]
+    with pytest.raises(ExportError, match="corrections name expressions without masks"):
+        export_all(tmp_path / "bad", "v", frames, FPS, masks, which=("zip",), corrections={"a cat": [correction]})
+
+
 # ---------------------------------------------------------------- nothing half-written
 
 

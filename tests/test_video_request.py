@@ -84,6 +84,61 @@ def test_cli_bad_input(checkpoint, video, tmp_path, capsys, make_input, expressi
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
 
 
+def test_cli_segment_with_clicks(checkpoint, video, tmp_path, capsys):
+    """Clicks index the frames as segmented (after sampling) in their pixels (after --max-side):
+    the 98 x 62 video downscaled to 49 x 31 takes (40, 20) and the zip's manifest records it."""
+    clicks = tmp_path / "clicks.json"
+    entry = {"expression": 1, "frame": 2, "points": [[40, 20, 1], [5, 5, 0]]}
+    clicks.write_text(json.dumps([entry]))
+    out = tmp_path / "cli"
+    code = main(["segment", str(video), "-e", "the man in the red shirt", "-e", "the black dog", "--out", str(out),
+                 "--model", str(checkpoint), "--every-k", "2", "--max-side", "49", "--exports", "png,zip",
+                 "--clicks", str(clicks)])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert "3 frames" in captured.out and "49x31" in captured.out
+    assert "'the black dog': object in" in captured.out and "after 1 click corrections" in captured.out
+    with zipfile.ZipFile(out / "clip.zip") as archive:
+        manifest = json.loads(archive.read("manifest.json"))
+    assert [e["corrections"] for e in manifest["expressions"]] == [[], [entry]]
+    assert manifest["frame_size"] == [31, 49]
+
+    # The same point is outside the downscaled frame when x > 49.
+    clicks.write_text(json.dumps({"expression": 0, "frame": 0, "points": [[60, 20, 1]]}))
+    assert main(["segment", str(video), "-e", "the dog", "--out", str(tmp_path / "out2"), "--model", str(checkpoint),
+                 "--max-side", "49", "--clicks", str(clicks)]) == 2
+    assert "(60, 20) lies outside the 49 x 31 frame" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("content", "message", "decoded"), [
+    ("{", "not valid JSON", False),
+    (json.dumps({"expression": 0, "frame": 0, "points": [[1, 2, 3]]}), "label must be 1", False),
+    (json.dumps([{"expression": 1, "frame": 0, "points": [[1, 2, 1]]}]), "expression 1 does not exist", False),
+    (json.dumps([{"expression": 0, "frame": 6, "points": [[1, 2, 1]]}]), "frame 6 does not exist", True),
+    (None, "does not exist", False),
+])
+def test_cli_bad_clicks_file(checkpoint, video, tmp_path, capsys, monkeypatch, content, message, decoded):
+    """A bad clicks file is exit code 2 with the reason, before the model loads and the video is
+    decoded; frames and points, which need the decoded video, before the model runs."""
+    from mpg_sam2.checkpoint import pretrained
+    from mpg_sam2.model.mpg_sam2 import MPGSAM2
+    from mpg_sam2.pipeline import video_file
+
+    clicks = tmp_path / "clicks.json"
+    if content is not None:
+        clicks.write_text(content)
+    if not decoded:
+        monkeypatch.setattr(pretrained, "load_pretrained", lambda *a, **k: pytest.fail("loaded the model"))
+        monkeypatch.setattr(video_file, "load_video", lambda *a, **k: pytest.fail("decoded the video"))
+    monkeypatch.setattr(MPGSAM2, "encode_expression", lambda *a, **k: pytest.fail("ran the model"))
+    out = tmp_path / "out"
+    args = ["segment", str(video), "-e", "the dog", "--out", str(out), "--model", str(checkpoint), "--clicks", str(clicks)]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "error:" in err and message in err and "Traceback" not in err
+    assert not out.exists() or not any(out.iterdir())
+
+
 def test_cli_unknown_model(video, tmp_path, capsys):
     assert main(["segment", str(video), "-e", "the dog", "--out", str(tmp_path), "--model", "no-such-model"]) == 2
     assert "known: ['mevis', 'ref-youtube-vos', 'tiny']" in capsys.readouterr().err

@@ -5,7 +5,9 @@
 prints a Markdown table (rows: overall, appearance, motion, relation, time) and, with ``--json``,
 writes the numbers and every expression's score. ``--diagnose`` adds a second table: how often
 the masks and the mask prior alone pick the referred object (hit rate), J&F when they do, and the
-same for the sentences whose description alone does not single out the target.
+same for the sentences whose description alone does not single out the target. ``--clicks N``
+adds the simulated-click protocol (:mod:`.simulated_clicks`): J&F per type after 0, 1, ..., N
+corrective clicks per expression (after 0 clicks: the plain numbers).
 """
 from __future__ import annotations
 
@@ -21,7 +23,7 @@ import numpy as np
 from mpg_sam2.data.synthetic import load_synthetic, read_expression_types, read_phrase_needed
 from mpg_sam2.data.types import ReferringSample
 from mpg_sam2.evaluation.aggregate import ExpressionScore, MeanScores, score_expression
-from mpg_sam2.evaluation.expression_scores import score_expressions, summarize_by_group
+from mpg_sam2.evaluation.expression_scores import score_expressions, score_expressions_with_clicks, summarize_by_group
 from mpg_sam2.evaluation.grounding import (
     GroundingScore,
     GroundingSummary,
@@ -30,11 +32,12 @@ from mpg_sam2.evaluation.grounding import (
     read_label_maps,
     summarize_grounding,
 )
+from mpg_sam2.evaluation.simulated_clicks import ClickedExpression
 from mpg_sam2.model.mpg_sam2 import MPGSAM2
 from mpg_sam2.pipeline.segmentation import ExpressionSegmentation
 from mpg_sam2.tokenizer import ReferringTokenizer
 
-__all__ = ["SyntheticReport", "chance_level", "evaluate_synthetic", "format_table", "main"]
+__all__ = ["SyntheticReport", "chance_level", "evaluate_synthetic", "format_click_table", "format_table", "main"]
 
 
 @dataclass(frozen=True)
@@ -45,17 +48,34 @@ class SyntheticReport:
     seconds: float
     # With diagnose: object choice per type and per "<type>, phrase needed" subset (.grounding).
     grounding: dict[str, GroundingSummary] | None = None
+    # With clicks: after_clicks[k] is by_type after k simulated clicks (after_clicks[0] == by_type);
+    # clicked[i] is expressions[i] after 0..N clicks and the clicks made.
+    after_clicks: list[dict[str, MeanScores]] | None = None
+    clicked: list[ClickedExpression] | None = None
 
     def to_json(self) -> dict:
         out = {
             "split": self.split,
             "seconds": round(self.seconds, 1),
-            "scores": {name: {"J": s.j, "F": s.f, "J&F": s.jf, "expressions": s.count} for name, s in self.by_type.items()},
+            "scores": _scores_json(self.by_type),
             "expressions": [{**asdict(e), "J&F": e.jf} for e in self.expressions],
         }
         if self.grounding is not None:
             out["grounding"] = {name: asdict(g) for name, g in self.grounding.items()}
+        if self.after_clicks is not None and self.clicked is not None:
+            out["clicks"] = {
+                "after": [_scores_json(by_type) for by_type in self.after_clicks],
+                "expressions": [
+                    {"video_id": c.scores[0].video_id, "expression_id": c.scores[0].expression_id,
+                     "J&F": [s.jf for s in c.scores], "clicks": [asdict(click) for click in c.clicks]}
+                    for c in self.clicked
+                ],
+            }
         return out
+
+
+def _scores_json(by_type: dict[str, MeanScores]) -> dict[str, dict]:
+    return {name: {"J": s.j, "F": s.f, "J&F": s.jf, "expressions": s.count} for name, s in by_type.items()}
 
 
 def evaluate_synthetic(
@@ -67,13 +87,17 @@ def evaluate_synthetic(
     precision: str = "fp32",
     progress: bool = False,
     diagnose: bool = False,
+    clicks: int = 0,
 ) -> SyntheticReport:
     """Score every expression of ``split`` (or the first ``max_expressions``) and group by type.
 
     ``diagnose`` adds the object-choice diagnostic (:mod:`.grounding`): per type, how often the
     masks and the mask prior alone pick the referred object, and the same for the sentences whose
-    description alone does not single out their target (their phrase is needed).
+    description alone does not single out their target (their phrase is needed). ``clicks`` > 0
+    runs the simulated-click protocol and adds the scores after 1, ..., ``clicks`` clicks.
     """
+    if clicks < 0:
+        raise ValueError(f"clicks must be >= 0, got {clicks}")
     dataset = load_synthetic(root, split)
     types = read_expression_types(root, split)
     start = time.perf_counter()
@@ -91,15 +115,26 @@ def evaluate_synthetic(
         choices.append(grounding_score(sample, result, labels_of[sample.video_id]))
 
     on_result = choose if diagnose else None
-    scores = score_expressions(
-        model, tokenizer, dataset, max_expressions, precision, progress=say if progress else None, on_result=on_result
-    )
+    clicked = after_clicks = None
+    if clicks:
+        clicked = score_expressions_with_clicks(
+            model, tokenizer, dataset, clicks, max_expressions, precision, progress=say if progress else None,
+            on_result=on_result,
+        )
+        scores = [c.scores[0] for c in clicked]
+        after_clicks = [summarize_by_group([c.scores[k] for c in clicked], types) for k in range(clicks + 1)]
+    else:
+        scores = score_expressions(
+            model, tokenizer, dataset, max_expressions, precision, progress=say if progress else None, on_result=on_result
+        )
     grounding = None
     if diagnose:
         needed = read_phrase_needed(root, split)
         groups = {key: [kind] + ([f"{kind}, phrase needed"] if needed.get(key) else []) for key, kind in types.items()}
         grounding = summarize_grounding(choices, {(s.video_id, s.expression_id): s.jf for s in scores}, groups)
-    return SyntheticReport(split, summarize_by_group(scores, types), scores, time.perf_counter() - start, grounding)
+    return SyntheticReport(
+        split, summarize_by_group(scores, types), scores, time.perf_counter() - start, grounding, after_clicks, clicked
+    )
 
 
 def chance_level(root: str | Path, split: str = "test") -> dict[str, MeanScores]:
@@ -137,6 +172,15 @@ def format_table(rows: dict[str, MeanScores], title: str = "expressions") -> str
     return "\n".join(lines)
 
 
+def format_click_table(after_clicks: list[dict[str, MeanScores]], title: str = "expressions") -> str:
+    """J&F per row after 0, 1, ..., N clicks (``after_clicks[k]``: the rows after k clicks)."""
+    heads = [f"{k} click{'' if k == 1 else 's'}" for k in range(len(after_clicks))]
+    lines = [f"| {title} | count | " + " | ".join(heads) + " |", "|---|---|" + "---|" * len(heads)]
+    for name, first in after_clicks[0].items():
+        lines.append(f"| {name} | {first.count} | " + " | ".join(f"{rows[name].jf:.3f}" for rows in after_clicks) + " |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m mpg_sam2.evaluation.synthetic_report", description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", help="checkpoint folder (with its tokenizer files)")
@@ -148,7 +192,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--chance", action="store_true", help="print the random-object reference instead (no model)")
     parser.add_argument("--diagnose", action="store_true",
                         help="also report which object the masks and the prior pick (hit rates), and the phrase-needed subsets")
+    parser.add_argument("--clicks", type=int, default=0,
+                        help="also report J&F per type after 1..N simulated corrective clicks per expression")
     args = parser.parse_args(argv)
+    if args.clicks < 0:
+        parser.error(f"--clicks must be >= 0, got {args.clicks}")
     if args.chance:
         print(format_table(chance_level(args.data, args.split), f"{args.split} split, a random object"))
         return 0
@@ -167,12 +215,16 @@ def main(argv: list[str] | None = None) -> int:
     except RuntimeError as error:
         parser.error(str(error))
     report = evaluate_synthetic(
-        pretrained.model, tokenizer, args.data, args.split, args.max_expressions, progress=True, diagnose=args.diagnose
+        pretrained.model, tokenizer, args.data, args.split, args.max_expressions, progress=True, diagnose=args.diagnose,
+        clicks=args.clicks,
     )
     print(format_table(report.by_type, f"{args.split} split"))
     if report.grounding is not None:
         print()
         print(format_grounding_table(report.grounding, f"{args.split} split, object choice"))
+    if report.after_clicks is not None:
+        print()
+        print(format_click_table(report.after_clicks, f"{args.split} split, J&F after clicks"))
     print(f"({report.seconds:.0f} s)")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)

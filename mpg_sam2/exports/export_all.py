@@ -80,6 +80,7 @@ def export_all(
     audio_source: str | os.PathLike[str] | None = None,
     frame_indices: Sequence[int] | np.ndarray | None = None,
     which: Collection[str] = EXPORTS,
+    corrections: Mapping[str, Sequence[Mapping]] | None = None,
 ) -> ExportResult:
     """Write the exports named in ``which`` (see ``EXPORTS``) and return their paths.
 
@@ -93,6 +94,9 @@ def export_all(
         audio_source: the original video, whose audio is copied into the videos.
         frame_indices: source index of each frame (names the PNGs), default 0..T-1.
         which: subset of ``EXPORTS``; "zip" archives whatever else is written.
+        corrections: ``{expression: [correction JSON, ...]}``, the click corrections applied to
+            its masks in order (``{"expression", "frame", "points"}``, frame = index into
+            ``frames``, points in their pixels); recorded in the zip's manifest when given.
     """
     unknown = set(which) - set(EXPORTS)
     if unknown or not which:
@@ -106,6 +110,8 @@ def export_all(
     fps = check_fps(fps)
     ts = check_timestamps(timestamps, t, fps)
     idx = check_frame_indices(frame_indices, t)
+    if corrections is not None and set(corrections) - set(masks):
+        raise ExportError(f"corrections name expressions without masks: {sorted(set(corrections) - set(masks))}")
     if audio_source is not None and not Path(audio_source).is_file():
         raise ExportError(f"audio_source {audio_source} does not exist; pass the original video or None")
 
@@ -131,6 +137,10 @@ def export_all(
         if "coco" in which:
             written["coco_json"] = write_coco_rle(out / f"{video_name}_rle.json", masks, fps, ts, idx, video_name)
         if "zip" in which:
+            expressions = [{"id": k, "text": text, "color": color_hex(expression_color(k))} for k, text in enumerate(masks)]
+            if corrections is not None:
+                for entry in expressions:
+                    entry["corrections"] = [dict(c) for c in corrections.get(entry["text"], ())]
             manifest = {
                 "video": video_name,
                 "fps": fps,
@@ -138,9 +148,7 @@ def export_all(
                 "frame_size": [h, w],
                 "frame_indices": idx,
                 "timestamps_s": ts,
-                "expressions": [
-                    {"id": k, "text": text, "color": color_hex(expression_color(k))} for k, text in enumerate(masks)
-                ],
+                "expressions": expressions,
             }
             written["archive"] = write_archive(out / f"{video_name}.zip", out, list(written.values()), manifest)
     except BaseException:

@@ -93,21 +93,27 @@ def read_corrections(path: str | Path) -> list[Correction]:
 
 
 def check_corrections(
-    corrections: Sequence[Correction], num_expressions: int, num_frames: int, frame_size: tuple[int, int]
+    corrections: Sequence[Correction],
+    num_expressions: int,
+    num_frames: int | None,
+    frame_size: tuple[int, int] | None,
 ) -> None:
     """Raise :class:`ClickError` if a correction names a missing expression or frame, or a
-    point outside the ``H x W`` frame."""
-    height, width = frame_size
+    point outside the ``H x W`` frame. ``num_frames`` and ``frame_size`` may be None before the
+    video is decoded (a command line checks the expressions first, then the rest)."""
     for n, correction in enumerate(corrections, start=1):
         where = f"correction {n}"
         if not 0 <= correction.expression < num_expressions:
             raise ClickError(f"{where}: expression {correction.expression} does not exist; the request has "
                              f"{num_expressions} (indices 0 to {num_expressions - 1})")
+        if not correction.points:
+            raise ClickError(f"{where}: no points")
+        if num_frames is None or frame_size is None:
+            continue
+        height, width = frame_size
         if not 0 <= correction.frame < num_frames:
             raise ClickError(f"{where}: frame {correction.frame} does not exist; the video has {num_frames} frames "
                              f"(0 to {num_frames - 1})")
-        if not correction.points:
-            raise ClickError(f"{where}: no points")
         for p, (x, y, _) in enumerate(correction.points, start=1):
             if not (0 <= x <= width and 0 <= y <= height):
                 raise ClickError(f"{where}, point {p}: ({x:g}, {y:g}) lies outside the {width} x {height} frame")

@@ -10,6 +10,7 @@ from typing import Collection, Iterator, Sequence
 
 from mpg_sam2.exports import EXPORTS, ExportResult, export_all
 from mpg_sam2.model.mpg_sam2 import MPGSAM2
+from mpg_sam2.pipeline.clicks import Correction, check_corrections
 from mpg_sam2.pipeline.expressions import prepare_expressions
 from mpg_sam2.pipeline.segmentation import Progress, SegmentationOptions, VideoSegmentation, iter_segment_video
 from mpg_sam2.tokenizer import ReferringTokenizer
@@ -50,9 +51,11 @@ def export_segmentation(
     segmentation: VideoSegmentation,
     exports: Collection[str] = EXPORTS,
 ) -> ExportResult:
-    """Every export of ``segmentation`` (masks on ``video``'s frames, with its audio) into ``out_dir``."""
+    """Every export of ``segmentation`` (masks on ``video``'s frames, with its audio) into ``out_dir``;
+    the zip's manifest records the click corrections of each expression if there were any."""
     results = segmentation.expressions
     with_attention = all(r.text_attention is not None for r in results)
+    corrected = any(r.corrections for r in results)
     return export_all(
         out_dir,
         video_name,
@@ -65,6 +68,7 @@ def export_segmentation(
         audio_source=video.info.path if video.info.has_audio else None,
         frame_indices=video.source_indices,
         which=exports,
+        corrections={r.text: [c.to_json() for c in r.corrections] for r in results} if corrected else None,
     )
 
 
@@ -79,11 +83,21 @@ def iter_segment_video_file(
     sampling: FrameSampling = DEFAULT_SAMPLING,
     options: SegmentationOptions = SegmentationOptions(),
     video_name: str | None = None,
+    corrections: Sequence[Correction] = (),
 ) -> Iterator[Progress | VideoFileResult]:
-    """Yields :class:`Progress` events (``decode``, ``encode``, ``track``, ``export``), then the
-    :class:`VideoFileResult`. Expressions are checked before the video is decoded, and nothing
-    is written unless everything before the export succeeded."""
+    """Yields :class:`Progress` events (``decode``, ``encode``, ``track``, [``correct``],
+    ``export``), then the :class:`VideoFileResult`. Expressions are checked before the video is
+    decoded, and nothing is written unless everything before the export succeeded.
+
+    ``corrections`` (:mod:`.clicks`) apply after the first pass, in the decoded frames' terms:
+    ``frame`` indexes the frames after ``sampling`` (its rate, every-k and max-frames), points
+    are pixels of the frames as decoded (after ``sampling.max_side`` downscaling), the frames
+    the exports show. Their expressions are checked before decoding, frames and points before
+    the model runs.
+    """
     prepared = prepare_expressions(expressions, tokenizer, max_tokens=model.config.beit3.max_text_tokens)
+    corrections = list(corrections)
+    check_corrections(corrections, len(prepared), None, None)
     notes = [f"expression {i + 1} was cut to the model's text limit" for i, p in enumerate(prepared) if p.truncated]
     start = time.perf_counter()
     yield Progress("decode", 0, 1, f"decoding {Path(video_path).name}")
@@ -94,7 +108,8 @@ def iter_segment_video_file(
 
     segmentation = None
     for event in iter_segment_video(
-        video.frames, prepared, model, fps=video.fps, timestamps_s=video.timestamps_s, options=options
+        video.frames, prepared, model, fps=video.fps, timestamps_s=video.timestamps_s, options=options,
+        corrections=corrections,
     ):
         if event.result is not None:
             segmentation = event.result
