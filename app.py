@@ -5,7 +5,8 @@ Runs on a ZeroGPU Space, a dedicated GPU or a CPU: ``python app.py``.
 
 One run: check and decode in this process -> ``segment_on_gpu`` (on ZeroGPU, a GPU worker
 forked from this process; it gets frames and token ids, returns arrays) -> exports, inspector
-and summary in this process.
+and summary in this process. A click correction ("Re-run with clicks") takes the same path with
+one expression and its clicks: read the result back -> ``segment_on_gpu`` -> a new result folder.
 """
 from __future__ import annotations
 
@@ -25,6 +26,8 @@ from pathlib import Path
 import gradio as gr
 import torch
 
+from mpg_sam2.app.clicks import ClickOutside, add_click, describe_pending, draw_clicks, dump_pending, parse_pending
+from mpg_sam2.app.corrections import finish_correction, prepare_correction
 from mpg_sam2.app.examples import example_folder, example_output_root, load_examples
 from mpg_sam2.app.gpu_job import GpuJob, run_gpu_job
 from mpg_sam2.app.models import ModelPool, available_models
@@ -37,7 +40,16 @@ from mpg_sam2.app.requests import (
     finish_request,
     prepare_request,
 )
-from mpg_sam2.app.results import InspectorMissing, inspect_frame, inspector_frames
+from mpg_sam2.app.request_record import applied_corrections
+from mpg_sam2.app.results import (
+    InspectorMissing,
+    frame_size,
+    inspect_frame,
+    inspector_frames,
+    inspector_open_frame,
+    inspector_texts,
+)
+from mpg_sam2.pipeline.clicks import NEGATIVE, POSITIVE
 from mpg_sam2.app.zerogpu import gpu_function, on_zerogpu, run_concurrency
 from mpg_sam2.pipeline.devices import select_device
 from mpg_sam2.pipeline.segmentation import VideoSegmentation
@@ -82,18 +94,29 @@ def _pretrained(source: str):
 
 
 def _run(video, expressions, model, max_frames, fps, threshold, overlays, progress, folder: Path | None):
-    try:
+    def work():
         pretrained = _pretrained(model)
         request = prepare_request(video, expressions, model, pretrained, max_frames, fps, threshold, overlays,
                                   enforce_gpu_budget=on_zerogpu())
         segmentation = segment_on_gpu(request.job, progress)
-        result = finish_request(request, segmentation, str(DEVICE), folder)
+        return finish_request(request, segmentation, str(DEVICE), folder)
+
+    return _outputs(_guarded(work))
+
+
+def _guarded(work):
+    """``work()``, with what the user can fix and any other failure as ``gr.Error``."""
+    try:
+        return work()
     except UserInputError as error:
         raise gr.Error(str(error)) from None
     except gr.Error:
         raise
     except Exception as error:  # never a traceback in the page
         raise gr.Error(f"The run failed: {type(error).__name__}: {error}") from None
+
+
+def _outputs(result):
     for notice in result.notices:
         gr.Warning(notice)
     return (str(result.side_by_side) if result.side_by_side else None, [str(p) for p in result.downloads],
@@ -121,28 +144,93 @@ def _inspector_path(inspector: str | None) -> Path | None:
     return path
 
 
-def show_frame(inspector, index):
-    """The four panels of one frame; reads that frame only."""
+def show_frame(inspector, index, clicks=None):
+    """The four panels of one frame, with the waiting clicks on it as dots; reads that frame only."""
     path = _inspector_path(inspector)
     if path is None:
         return None, None, None, None
     try:
-        return inspect_frame(path, int(index or 0))
+        original, prior, final, attention = inspect_frame(path, int(index or 0))
     except InspectorMissing as error:
         gr.Warning(str(error))
         return None, None, None, None
+    on_frame = [c for c in parse_pending(clicks) if c.frame == int(index or 0)]
+    return draw_clicks(original, on_frame), prior, draw_clicks(final, on_frame), attention
 
 
 def open_inspector(inspector):
-    """A new result: the slider spans its frames and the panels show frame 0."""
+    """A new result: the slider spans its frames, the panels show its first frame (a corrected
+    result: the clicked one), the expressions to correct are its own and no click waits."""
     path = _inspector_path(inspector)
     try:
         num_frames = inspector_frames(path) if path is not None else 0
+        first, texts = (inspector_open_frame(path), inspector_texts(path)) if num_frames else (0, [])
     except InspectorMissing as error:
         gr.Warning(str(error))
-        num_frames = 0
-    slider = gr.update(minimum=0, maximum=max(1, num_frames - 1), value=0, interactive=num_frames > 1)
-    return (slider, *show_frame(inspector, 0))
+        num_frames, first, texts = 0, 0, []
+    slider = gr.update(minimum=0, maximum=max(1, num_frames - 1), value=first, interactive=num_frames > 1)
+    choices = gr.update(choices=[(text, k) for k, text in enumerate(texts)], value=0 if texts else None)
+    applied = _describe_applied(path.parent, texts) if texts else ""
+    return (slider, *show_frame(inspector, first), choices, "[]", describe_pending([]), applied)
+
+
+def _describe_applied(folder: Path, texts: list[str]) -> str:
+    corrections = applied_corrections(folder)
+    if not corrections:
+        return ""
+    parts = [f"“{texts[c.expression]}”: {len(c.points)} point{'s' if len(c.points) > 1 else ''} on frame {c.frame}"
+             for c in corrections]
+    return "**Corrections applied:** " + "; ".join(parts) + "."
+
+
+def _redrawn(inspector, index, clicks):
+    """What a change of the waiting clicks updates: the clicks, the two panels with dots, the line."""
+    original, _, final, _ = show_frame(inspector, index, dump_pending(clicks))
+    return dump_pending(clicks), original, final, describe_pending(clicks)
+
+
+def add_point(inspector, index, clicks, label, evt: gr.SelectData):
+    """A click on the Original or Final masks picture: one more point on the shown frame."""
+    path = _inspector_path(inspector)
+    pending = parse_pending(clicks)
+    if path is None:
+        gr.Warning("Segment a video first; then click on its frames to correct the masks.")
+        return _redrawn(inspector, index, pending)
+    try:
+        pending = add_click(pending, int(index or 0), evt.index, int(label), frame_size(path))
+    except ClickOutside as error:
+        gr.Warning(str(error))
+    except InspectorMissing as error:
+        gr.Warning(str(error))
+    return _redrawn(inspector, index, pending)
+
+
+def undo_point(inspector, index, clicks):
+    """Drop the last point (on whichever frame it is)."""
+    pending = parse_pending(clicks)
+    if not pending:
+        gr.Warning("There is no point to undo.")
+    return _redrawn(inspector, index, pending[:-1])
+
+
+def reset_points(inspector, index):
+    """Drop every waiting point."""
+    return _redrawn(inspector, index, [])
+
+
+def correct(inspector, expression, clicks, progress=gr.Progress()):
+    """Re-run the chosen expression alone with its clicks; the other expressions stay as they are."""
+    path = _inspector_path(inspector)
+    if path is None:
+        raise gr.Error("Segment a video first; then click on its frames to correct the masks.")
+
+    def work():
+        prepared = prepare_correction(path.parent, expression, parse_pending(clicks), _pretrained,
+                                      enforce_gpu_budget=on_zerogpu())
+        corrected = segment_on_gpu(prepared.request.job, progress)
+        return finish_correction(prepared, corrected, str(DEVICE))
+
+    return _outputs(_guarded(work))
 
 
 def _model_note(source: str) -> str:
@@ -178,10 +266,24 @@ with gr.Blocks(title="MPG-SAM 2: referring video object segmentation", delete_ca
                 frame_slider = gr.Slider(0, 1, value=0, step=1, label="Frame", interactive=False,
                                          elem_id="frame-slider")
                 with gr.Row():
-                    panel_original = gr.Image(label="Original", type="numpy")
+                    panel_original = gr.Image(label="Original", type="numpy", elem_id="panel-original")
                     panel_prior = gr.Image(label="Mask prior", type="numpy")
                     panel_final = gr.Image(label="Final masks", type="numpy", elem_id="panel-final")
                     panel_attention = gr.Image(label="Attention to the text", type="numpy")
+                gr.Markdown("**Correct with clicks:** click on the Original or Final masks picture to add a "
+                            "point on this frame (points on several frames are fine), then re-run; only the "
+                            "chosen expression is segmented again.")
+                with gr.Row():
+                    correct_expression = gr.Radio([], label="Expression to correct", type="value",
+                                                  elem_id="correct-expression")
+                    click_label = gr.Radio([("on the object (+)", POSITIVE), ("not on it (−)", NEGATIVE)],
+                                           value=POSITIVE, label="A click is", elem_id="click-label")
+                with gr.Row():
+                    undo = gr.Button("Undo last point", size="sm")
+                    reset = gr.Button("Reset clicks", size="sm")
+                    rerun = gr.Button("Re-run with clicks", variant="primary", size="sm", elem_id="rerun")
+                pending_text = gr.Markdown(describe_pending([]), elem_id="pending-clicks")
+                applied_text = gr.Markdown(elem_id="applied-clicks")
             with gr.Tab("Summary"):
                 summary = gr.Dataframe(headers=["colour", "expression", "frames with object", "first", "last",
                                                 "mean area"], interactive=False, elem_id="summary")
@@ -192,7 +294,10 @@ with gr.Blocks(title="MPG-SAM 2: referring video object segmentation", delete_ca
     # The result's inspector folder: a plain value, because Gradio's example cache keeps plain
     # values but neither gr.State nor component updates (Gradio 6.31).
     inspector_key = gr.Textbox(visible="hidden", elem_id="inspector-key")
+    # The clicks not applied yet, as JSON (mpg_sam2.app.clicks), for the same reason.
+    clicks_key = gr.Textbox("[]", visible="hidden", elem_id="clicks-key")
     panels = [panel_original, panel_prior, panel_final, panel_attention]
+    clicks_shown = [clicks_key, panel_original, panel_final, pending_text]
     results = [side_by_side, downloads, summary, scores_plot, stage_times, inspector_key]
 
     model_in.change(_model_note, model_in, model_note, api_visibility="private")
@@ -204,8 +309,18 @@ with gr.Blocks(title="MPG-SAM 2: referring video object segmentation", delete_ca
         concurrency_limit=run_concurrency(),
         concurrency_id="segment",
     )
-    inspector_key.change(open_inspector, inspector_key, [frame_slider, *panels], api_visibility="private")
-    frame_slider.input(show_frame, [inspector_key, frame_slider], panels, api_visibility="private")
+    inspector_key.change(open_inspector, inspector_key,
+                         [frame_slider, *panels, correct_expression, clicks_key, pending_text, applied_text],
+                         api_visibility="private")
+    frame_slider.input(show_frame, [inspector_key, frame_slider, clicks_key], panels, api_visibility="private")
+    for clickable in (panel_original, panel_final):
+        clickable.select(add_point, [inspector_key, frame_slider, clicks_key, click_label], clicks_shown,
+                         api_visibility="private")
+    undo.click(undo_point, [inspector_key, frame_slider, clicks_key], clicks_shown, api_visibility="private")
+    reset.click(reset_points, [inspector_key, frame_slider], clicks_shown, api_visibility="private")
+    # A correction is a short run of its own: the same queue and GPU function as Segment.
+    rerun.click(correct, [inspector_key, correct_expression, clicks_key], results, api_visibility="private",
+                concurrency_limit=run_concurrency(), concurrency_id="segment")
     if EXAMPLES:
         # Cached for everyone after the first click on each example (lazy), with default settings
         # and the model each example was made for.

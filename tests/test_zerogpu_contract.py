@@ -3,6 +3,7 @@ no model load and no file access inside the GPU function, the same results as in
 input refused before any GPU call, and concurrent requests that do not mix."""
 from __future__ import annotations
 
+import json
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -133,3 +134,39 @@ def test_concurrent_requests_do_not_mix(app, tmp_path, forked):
         assert set(solo) == set(mixed)
         for name in solo:
             np.testing.assert_array_equal(solo[name], mixed[name], err_msg=name)
+
+
+def test_correction_is_its_own_gpu_call_without_files_or_model_loads(app, video, forked, monkeypatch):
+    """A click correction goes through the same split: one more forked GPU call (one expression and
+    its clicks in, arrays out), its result equal to the same correction run in-process."""
+    outputs = _run(app, video)
+    clicks = '[{"frame": 1, "x": 40, "y": 30, "label": 1}, {"frame": 1, "x": 10, "y": 50, "label": 0}]'
+    corrected = app.correct(outputs[5], 1, clicks, progress=None)
+    assert forked.calls == 2
+    report = forked.reports[1]
+    assert report.model_loads == [] and report.file_events == [], report.file_events[:10]
+    monkeypatch.setattr(app, "segment_on_gpu", forked.in_process)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as in the worker
+    try:
+        in_process = app.correct(outputs[5], 1, clicks, progress=None)
+    finally:
+        torch.set_num_threads(threads)
+    a, b = _arrays(corrected), _arrays(in_process)
+    for name in a:
+        np.testing.assert_array_equal(a[name], b[name], err_msg=name)
+    np.testing.assert_array_equal(a["masks"][0], _arrays(outputs)["masks"][0])  # the other expression
+
+
+def test_correction_over_budget_is_refused_before_the_gpu_call(app, video, forked, monkeypatch):
+    outputs = _run(app, video, texts="the black dog", frames=6)
+    monkeypatch.setattr(app, "on_zerogpu", lambda: True)
+    from mpg_sam2.app import gpu_budget
+
+    # The cap fits the expression alone; each corrected frame adds a tracking pass (6 frames: 0.6 s).
+    monkeypatch.setattr(gpu_budget, "MAX_GPU_SECONDS", gpu_budget.estimate_gpu_seconds(6, 1))
+    assert gpu_budget.estimate_gpu_seconds(6, 1, 4) > gpu_budget.MAX_GPU_SECONDS
+    clicks = json.dumps([{"frame": t, "x": 40, "y": 30, "label": 1} for t in (0, 1, 3, 5)])
+    with pytest.raises(gr.Error, match="4 corrected frames .* click on fewer frames"):
+        app.correct(outputs[5], 0, clicks, progress=None)
+    assert forked.calls == 1

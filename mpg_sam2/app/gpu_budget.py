@@ -16,6 +16,13 @@ SAM 2 image encoder 3.3 s, BEiT-3 + mask prior 0.8 s, SAM 2 tracking 9.9 s, post
 0.2 s. The image encoder runs once per frame for all expressions; the rest runs per
 expression. The smaller models (``tiny``, the bundled ``nano``) cost less, so these are an upper
 bound for them.
+
+A click correction (the app's "Re-run with clicks") replays one expression with all its clicks:
+the first pass of that expression, then, per correction, the video tracked once more from the
+clicked frame (forward and backward: every frame once) on the image features kept from the first
+pass. So its estimate is one expression plus :data:`RETRACK_S_PER_FRAME` per frame and
+correction. Re-tracking was not timed on its own: its cost is taken to be the measured tracking
+and postprocessing per frame (no image encoder, no BEiT-3), an estimate, not a measurement.
 """
 from __future__ import annotations
 
@@ -25,6 +32,8 @@ from dataclasses import dataclass
 # Seconds per frame on an H200 (see above).
 IMAGE_ENCODER_S_PER_FRAME = 3.3 / 128
 EXPRESSION_S_PER_FRAME = (0.8 + 9.9 + 0.2) / 128
+# One more tracking pass per click correction: tracking + postprocessing (derived, see above).
+RETRACK_S_PER_FRAME = (9.9 + 0.2) / 128
 # Not measured: starting the worker, moving the weights into it (3.7 GB for release-large) and
 # the first CUDA kernels. An allowance.
 WORKER_START_S = 15.0
@@ -44,18 +53,26 @@ class GpuBudget:
     num_frames: int
     num_expressions: int
     seconds: int  # what is reserved on ZeroGPU
+    num_corrections: int = 0
 
     @property
     def fits(self) -> bool:
         return self.seconds <= MAX_GPU_SECONDS
 
 
-def estimate_gpu_seconds(num_frames: int, num_expressions: int) -> int:
-    """Seconds to reserve for ``num_frames`` frames and ``num_expressions`` expressions."""
+def estimate_gpu_seconds(num_frames: int, num_expressions: int, num_corrections: int = 0) -> int:
+    """Seconds to reserve for ``num_frames`` frames and ``num_expressions`` expressions, plus
+    ``num_corrections`` click corrections (one more tracking pass over the video each)::
+
+        ceil((WORKER_START_S + T * (IMAGE + K * EXPRESSION + C * RETRACK)) * SAFETY_FACTOR)
+    """
     if num_frames < 1 or num_expressions < 1:
         raise ValueError(f"need at least one frame and one expression, got {num_frames} and {num_expressions}")
-    work = num_frames * (IMAGE_ENCODER_S_PER_FRAME + num_expressions * EXPRESSION_S_PER_FRAME)
-    return math.ceil((WORKER_START_S + work) * SAFETY_FACTOR)
+    if num_corrections < 0:
+        raise ValueError(f"num_corrections must be >= 0, got {num_corrections}")
+    per_frame = (IMAGE_ENCODER_S_PER_FRAME + num_expressions * EXPRESSION_S_PER_FRAME
+                 + num_corrections * RETRACK_S_PER_FRAME)
+    return math.ceil((WORKER_START_S + num_frames * per_frame) * SAFETY_FACTOR)
 
 
 def max_frames_within_budget(num_expressions: int, limit_s: float | None = None) -> int:
@@ -69,9 +86,16 @@ def max_frames_within_budget(num_expressions: int, limit_s: float | None = None)
     return max(0, frames)
 
 
-def plan_gpu_budget(num_frames: int, num_expressions: int) -> GpuBudget:
+def plan_gpu_budget(num_frames: int, num_expressions: int, num_corrections: int = 0) -> GpuBudget:
     """The reservation for a request; raises :class:`BudgetExceeded` if it is over the cap."""
-    budget = GpuBudget(num_frames, num_expressions, estimate_gpu_seconds(num_frames, num_expressions))
+    budget = GpuBudget(num_frames, num_expressions, estimate_gpu_seconds(num_frames, num_expressions, num_corrections),
+                       num_corrections)
+    if not budget.fits and num_corrections:
+        raise BudgetExceeded(
+            f"{num_frames} frames with {num_corrections} corrected frames need about {budget.seconds} s of GPU time; "
+            f"this Space reserves at most {MAX_GPU_SECONDS} s per run. To fit: click on fewer frames (points on one "
+            f"frame count once), or segment again with a lower frame cap."
+        )
     if not budget.fits:
         frames_ok = max_frames_within_budget(num_expressions)
         fewer = next((k for k in range(num_expressions - 1, 0, -1) if max_frames_within_budget(k) >= num_frames), None)

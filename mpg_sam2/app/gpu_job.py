@@ -12,6 +12,7 @@ from typing import Callable
 
 import numpy as np
 
+from mpg_sam2.pipeline.clicks import Correction
 from mpg_sam2.pipeline.expressions import PreparedExpression
 from mpg_sam2.pipeline.segmentation import Progress, SegmentationOptions, VideoSegmentation, iter_segment_video
 from mpg_sam2.checkpoint.pretrained import Pretrained
@@ -30,27 +31,39 @@ class GpuJob:
     expressions: tuple[PreparedExpression, ...]  # token ids [1, L] each
     options: SegmentationOptions
     gpu_seconds: int  # the reservation on ZeroGPU (mpg_sam2.app.gpu_budget)
+    # Click corrections (frozen dataclasses of ints and floats), applied in order after the first
+    # pass; a correction job of the app has one expression and these are all its clicks.
+    corrections: tuple[Correction, ...] = ()
 
 
 def run_gpu_job(job: GpuJob, pretrained: Pretrained, progress: ProgressCallback | None = None) -> VideoSegmentation:
     """Masks, priors, object scores and attention of every expression of ``job``.
 
-    ``progress(fraction, message)`` gets the encode and track stages mapped onto [0, 1].
+    ``progress(fraction, message)`` gets the encode, track and correct stages mapped onto [0, 1].
     """
     result = None
+    corrections_started = 0
     for event in iter_segment_video(
         job.frames, list(job.expressions), pretrained.model, fps=job.fps, timestamps_s=job.timestamps_s,
-        options=job.options,
+        options=job.options, corrections=job.corrections,
     ):
         if event.result is not None:
             result = event.result
         elif progress is not None:
-            progress(_fraction(event), event.message)
+            if event.stage == "correct" and event.done == 1:
+                corrections_started += 1  # each correction counts its re-tracked frames from 1
+            progress(_fraction(event, corrections_started, len(job.corrections)), event.message)
     assert result is not None  # iter_segment_video always ends with the result
     return result
 
 
-def _fraction(event: Progress) -> float:
-    """Encoding is about a fifth of the GPU work, tracking the rest (H200 measurements)."""
+def _fraction(event: Progress, correction: int = 0, num_corrections: int = 0) -> float:
+    """Encoding is about a fifth of the GPU work, tracking the rest (H200 measurements); each
+    correction re-tracks the video once more, so the tracking share is split into
+    ``1 + num_corrections`` equal passes (``correction``: the pass of a "correct" event, from 1)."""
     done = event.done / max(1, event.total)
-    return 0.2 * done if event.stage == "encode" else 0.2 + 0.8 * done
+    if event.stage == "encode":
+        return 0.2 * done
+    passes = 1 + num_corrections
+    index = correction if event.stage == "correct" else 0
+    return 0.2 + 0.8 * (index + done) / passes

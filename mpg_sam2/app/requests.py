@@ -10,6 +10,7 @@ any GPU is reserved, and collects notices (shown as ``gr.Warning``) when input w
 from __future__ import annotations
 
 import dataclasses
+import json
 import shutil
 import tempfile
 import time
@@ -20,6 +21,7 @@ from pathlib import Path
 
 from mpg_sam2.app.gpu_budget import BudgetExceeded, estimate_gpu_seconds, plan_gpu_budget
 from mpg_sam2.app.gpu_job import GpuJob
+from mpg_sam2.app.request_record import save_record
 from mpg_sam2.app.results import save_inspector, score_table, summary_rows
 from mpg_sam2.atomic import atomic_dir
 from mpg_sam2.exports import ExportResult
@@ -152,13 +154,15 @@ def clean_old_outputs(now: float | None = None) -> None:
 
 
 def finish_request(
-    request: PreparedRequest, segmentation: VideoSegmentation, device: str, folder: Path | None = None
+    request: PreparedRequest, segmentation: VideoSegmentation, device: str, folder: Path | None = None,
+    open_frame: int = 0,
 ) -> RequestResult:
-    """Exports, inspector files and the summary of a segmented request.
+    """Exports, inspector files, the record for click corrections and the summary of a
+    segmented request.
 
     ``folder``: where the result goes (replaced whole if it exists); by default a new private
     folder under :data:`OUTPUT_ROOT`, removed after :data:`KEEP_OUTPUTS_S`. Written atomically:
-    a failure leaves nothing behind.
+    a failure leaves nothing behind. ``open_frame``: the frame the inspector opens on.
     """
     if folder is None:
         clean_old_outputs()
@@ -166,18 +170,33 @@ def finish_request(
     start = time.perf_counter()
     with atomic_dir(folder) as partial:
         exports = export_segmentation(partial, request.video_name, request.video, segmentation)
-        save_inspector(partial, request.video.frames, segmentation)
+        save_inspector(partial, request.video.frames, segmentation, open_frame)
+        save_record(partial, request.job.model_source, request.job.options, request.video, request.video_name,
+                    segmentation)
+        clicks = _write_clicks(partial, request.video_name, segmentation)
     segmentation.stage_seconds["export"] = time.perf_counter() - start
     segmentation.stage_seconds["decode"] = request.decode_seconds
     exports = _moved(exports, partial, folder)
     downloads = [p for p in (exports.archive, exports.overlay_video, exports.mask_video, exports.side_by_side_video,
                              exports.coco_json) if p]
+    if clicks is not None:
+        downloads.append(folder / clicks.relative_to(partial))
     return RequestResult(
         folder=folder, side_by_side=exports.side_by_side_video, overlay=exports.overlay_video, zip=exports.archive,
         downloads=downloads, inspector=folder / "inspector", num_frames=segmentation.num_frames,
         summary=summary_rows(segmentation), scores=score_table(segmentation),
         stage_text=_stage_text(request, segmentation, device), notices=list(request.notices),
     )
+
+
+def _write_clicks(folder: Path, video_name: str, segmentation: VideoSegmentation) -> Path | None:
+    """The corrections applied, in the JSON that ``pipeline.clicks.read_corrections`` reads; None without any."""
+    corrections = [c.to_json() for r in segmentation.expressions for c in r.corrections]
+    if not corrections:
+        return None
+    path = folder / f"{video_name}_clicks.json"
+    path.write_text(json.dumps(corrections, indent=1), encoding="utf-8")
+    return path
 
 
 def _stage_text(request: PreparedRequest, segmentation: VideoSegmentation, device: str) -> str:

@@ -8,7 +8,7 @@ decompressing the whole video on every change::
     masks.npy       uint8   [K, T, H, ceil(W / 8)]   bits of the bool masks (np.packbits)
     priors.npy      float16 [K, T, g, g]             mask priors in [0, 1]
     attention.npy   float16 [K, T, h, w]             text attention in [0, 1] (when recorded)
-    inspector.json  texts, frame size
+    inspector.json  texts, frame size, the frame to open first (a corrected result: the clicked one)
 """
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ class InspectorMissing(FileNotFoundError):
     """The folder of a result is gone (cleaned up after an hour, or never written)."""
 
 
-def save_inspector(folder: Path, frames: np.ndarray, segmentation: VideoSegmentation) -> Path:
+def save_inspector(folder: Path, frames: np.ndarray, segmentation: VideoSegmentation, open_frame: int = 0) -> Path:
     """Write the inspector folder under ``folder``; returns its path."""
     target = folder / INSPECTOR_DIR
     target.mkdir(parents=True, exist_ok=True)
@@ -39,7 +39,8 @@ def save_inspector(folder: Path, frames: np.ndarray, segmentation: VideoSegmenta
     np.save(target / "priors.npy", np.stack([r.mask_priors for r in results]).astype(np.float16))
     if all(r.text_attention is not None for r in results):
         np.save(target / "attention.npy", np.stack([r.text_attention for r in results]).astype(np.float16))
-    index = {"texts": [r.text for r in results], "frame_size": list(frames.shape[1:3]), "num_frames": len(frames)}
+    index = {"texts": [r.text for r in results], "frame_size": list(frames.shape[1:3]), "num_frames": len(frames),
+             "open_frame": int(open_frame)}
     (target / _INDEX).write_text(json.dumps(index), encoding="utf-8")
     return target
 
@@ -47,6 +48,22 @@ def save_inspector(folder: Path, frames: np.ndarray, segmentation: VideoSegmenta
 def inspector_frames(path: str | Path) -> int:
     """Number of frames of an inspector folder."""
     return int(_index(Path(path))["num_frames"])
+
+
+def inspector_open_frame(path: str | Path) -> int:
+    """The frame the inspector opens on (0 unless the result is a correction)."""
+    return int(_index(Path(path)).get("open_frame", 0))
+
+
+def inspector_texts(path: str | Path) -> list[str]:
+    """The expressions of an inspector folder, in colour order."""
+    return list(_index(Path(path))["texts"])
+
+
+def frame_size(path: str | Path) -> tuple[int, int]:
+    """``(H, W)`` of the frames of an inspector folder."""
+    height, width = _index(Path(path))["frame_size"]
+    return int(height), int(width)
 
 
 def inspect_frame(path: str | Path, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
