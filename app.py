@@ -42,6 +42,7 @@ from mpg_sam2.app.requests import (
 )
 from mpg_sam2.app.request_record import applied_corrections
 from mpg_sam2.app.results import (
+    INSPECTOR_DIR,
     InspectorMissing,
     frame_size,
     inspect_frame,
@@ -49,7 +50,7 @@ from mpg_sam2.app.results import (
     inspector_open_frame,
     inspector_texts,
 )
-from mpg_sam2.pipeline.clicks import NEGATIVE, POSITIVE
+from mpg_sam2.pipeline.clicks import NEGATIVE, POSITIVE, ClickError
 from mpg_sam2.app.zerogpu import gpu_function, on_zerogpu, run_concurrency
 from mpg_sam2.pipeline.devices import select_device
 from mpg_sam2.pipeline.segmentation import VideoSegmentation
@@ -139,7 +140,10 @@ def _inspector_path(inspector: str | None) -> Path | None:
     if not inspector:
         return None
     path = Path(inspector).resolve()
-    if not any(path.is_relative_to(root.resolve()) for root in (OUTPUT_ROOT, example_output_root())):
+    # Strictly inside a root, and an inspector folder: its parent (the result) is read too.
+    if path.name != INSPECTOR_DIR or not any(
+        path.parent != root.resolve() and path.parent.is_relative_to(root.resolve()) for root in (OUTPUT_ROOT, example_output_root())
+    ):
         return None
     return path
 
@@ -175,11 +179,16 @@ def open_inspector(inspector):
 
 
 def _describe_applied(folder: Path, texts: list[str]) -> str:
-    corrections = applied_corrections(folder)
+    try:
+        corrections = applied_corrections(folder)
+        described = [texts[c.expression] for c in corrections]
+    except (ClickError, KeyError, IndexError, TypeError) as error:
+        gr.Warning(f"The record of this result's clicks is unreadable ({error}); segment the video again to correct it.")
+        return ""
     if not corrections:
         return ""
-    parts = [f"“{texts[c.expression]}”: {len(c.points)} point{'s' if len(c.points) > 1 else ''} on frame {c.frame}"
-             for c in corrections]
+    parts = [f"“{text}”: {len(c.points)} point{'s' if len(c.points) > 1 else ''} on frame {c.frame}"
+             for text, c in zip(described, corrections)]
     return "**Corrections applied:** " + "; ".join(parts) + "."
 
 

@@ -341,12 +341,16 @@ def test_rerun_with_clicks_changes_only_that_expression(app, two_expressions):
     slider, *_, applied = app.open_inspector(inspector)
     assert slider["value"] == 4 and "“the black dog”: 2 points on frame 2" in applied  # opens on the last clicked frame
 
-    # A second re-run adds its clicks to the ones applied before (on frame 0, which then reads the
-    # memory of the later clicked frame and no object pointer).
-    more = _click(app, inspector, 0, "[]", 50, 40, 0)[0]
-    again = Path(app.correct(inspector, 1, more, progress=None)[5])
+    # A second re-run adds its clicks to the ones applied before: frame 2, clicked before, is
+    # decoded with its two earlier points and the new one (SAM 2 adds points to a frame).
+    more = _click(app, inspector, 2, "[]", 50, 40, 0)[0]
+    second = app.correct(inspector, 1, more, progress=None)
+    again = Path(second[5])
+    replayed = [*corrections, Correction(0, 2, ((40.0, 30.0, 1), (20.0, 50.0, 0), (50.0, 40.0, 0)))]
+    clicks_file = next(Path(d) for d in second[1] if d.endswith("_clicks.json"))
+    assert read_corrections(clicks_file) == [Correction(1, c.frame, c.points) for c in replayed]
     expected = segment_video(old["frames"], ["the black dog"], pretrained.model, pretrained.tokenizer, options=options,
-                             corrections=[*corrections, Correction(0, 0, ((50.0, 40.0, 0),))]).expressions[0]
+                             corrections=replayed).expressions[0]
     masks = np.unpackbits(np.load(again / "masks.npy")[1], axis=-1, count=98).astype(bool)
     np.testing.assert_array_equal(masks, expected.masks)
     np.testing.assert_array_equal(np.load(again / "masks.npy")[0], old["masks"][0])

@@ -58,9 +58,7 @@ def tracked(model):
 
 
 def clicks_at(frame: int, *points: tuple[float, float, int]) -> FrameClicks:
-    coords = torch.tensor([[[x, y] for x, y, _ in points]], dtype=torch.float32)
-    labels = torch.tensor([[label for _, _, label in points]], dtype=torch.int32)
-    return FrameClicks(frame, PointPrompt(coords, labels))
+    return FrameClicks(frame, PointPrompt.from_points(points))
 
 
 def test_retracks_from_the_clicked_frame_forward_then_backward(tracked):
@@ -70,7 +68,9 @@ def test_retracks_from_the_clicked_frame_forward_then_backward(tracked):
         # Frame 0 (the text's conditioning frame) keeps its result; so does frame 3 next time.
         assert first == [3, 4, 5, 2, 1]
         assert tracker.conditioning_frames == [0, 3]
-        assert tracker.tracked_in_reverse == {0: False, 1: True, 2: True, 3: False, 4: False, 5: False}
+        # SAM 2 marks every frame a pass goes through, conditioning ones too: the reverse pass
+        # from frame 3 ends on frame 3 and frame 0.
+        assert tracker.tracked_in_reverse == {0: True, 1: True, 2: True, 3: True, 4: False, 5: False}
         second = [out.frame_index for out in repropagate(tracker, clicks_at(1, (10, 10, 0)), features)]
     assert second == [1, 2, 4, 5]
     assert tracker.conditioning_frames == [0, 1, 3]
@@ -282,13 +282,63 @@ def test_only_correctable_expressions_keep_their_history(model, tokenizer, frame
     assert [tracker.keep_history for tracker in run._trackers] == [False, True]
 
 
-def test_clicked_frame_zero_reads_the_memory_of_later_conditioning_frames(tracked):
-    """After a click on frame 3, a click on frame 0 is decoded from the memories of frames 3
-    and 1-2 (no object pointer lies in its past): the bfloat16 memories must be promoted as
-    SAM 2's concatenation with a pointer would, not fail."""
+def test_clicked_frame_zero_reads_the_memory_of_later_conditioning_frames(tracked, model):
+    """After a click on frame 3 (whose reverse pass ends on frame 0), a click on frame 0 is
+    re-run in reverse as SAM 2 does: it reads conditioning frame 3 and frames 1, 2, 4, 5, their
+    spatial memories and their object pointers."""
     tracker, features = tracked()
-    with torch.no_grad():
-        list(repropagate(tracker, clicks_at(3, (100, 120, 1)), features))
-        order = [out.frame_index for out in repropagate(tracker, clicks_at(0, (30, 30, 0)), features)]
+    seen = []
+    hook = model.sam2.memory_attention.register_forward_pre_hook(
+        lambda module, args, kwargs: seen.append((kwargs["memory"].shape[0], kwargs["num_obj_ptr_tokens"])), with_kwargs=True
+    )
+    try:
+        with torch.no_grad():
+            list(repropagate(tracker, clicks_at(3, (100, 120, 1)), features))
+            seen.clear()
+            order = [out.frame_index for out in repropagate(tracker, clicks_at(0, (30, 30, 0)), features)]
+    finally:
+        hook.remove()
     assert order == [0, 1, 2, 4, 5]
     assert tracker.conditioning_frames == [0, 3]
+    tokens_per_memory = features(0).vision_feats[-1].shape[0]  # h * w of the lowest level
+    per_pointer = model.sam2.hidden_dim // model.sam2.mem_dim
+    memory, pointers = seen[0]
+    assert pointers == 5 * per_pointer  # frame 3 (conditioning), then 1, 2, 4, 5
+    assert memory == 5 * tokens_per_memory + pointers
+
+
+def test_add_clicks_keeps_every_point_of_a_frame():
+    from mpg_sam2.pipeline.clicks import add_clicks
+
+    first = add_clicks([], 0, 2, [(1, 2, 1)])
+    other = add_clicks(first, 1, 2, [(5, 5, 0)])  # another expression's frame 2 is its own
+    again = add_clicks(other, 0, 2, [(3, 4, 0)])
+    assert again[-1] == Correction(0, 2, ((1.0, 2.0, 1), (3.0, 4.0, 0)))
+    assert again[:2] == other and other[-1] == Correction(1, 2, ((5.0, 5.0, 0),))
+    assert add_clicks(again, 0, 3, [(0, 0, 1)])[-1] == Correction(0, 3, ((0.0, 0.0, 1),))
+
+
+def test_too_many_points_on_a_frame_are_refused(model, tokenizer, frames):
+    from mpg_sam2.pipeline.clicks import MAX_POINTS_PER_FRAME
+
+    crowded = Correction(0, 1, tuple((1.0, 1.0, 1) for _ in range(MAX_POINTS_PER_FRAME + 1)))
+    with pytest.raises(ClickError, match=f"at most {MAX_POINTS_PER_FRAME}"):
+        segment_video(frames, TEXTS[:1], model, tokenizer, corrections=[crowded])
+
+
+def test_a_correction_stopped_half_way_leaves_the_run_refusing(model, tokenizer, frames):
+    run = SegmentationRun(frames, TEXTS[:1], model, tokenizer, correctable=True)
+    list(run.segment())
+    steps = run.correct(Correction(0, 2, ((5.0, 5.0, 1),)))
+    next(steps)
+    steps.close()  # the consumer gave up after the clicked frame: the other frames are stale
+    with pytest.raises(RuntimeError, match="half-updated"):
+        run.result()
+    with pytest.raises(RuntimeError, match="half-updated"):
+        list(run.correct(Correction(0, 3, ((5.0, 5.0, 1),))))
+
+
+def test_fps_is_kept_as_given_without_timestamps(model, tokenizer, frames):
+    assert segment_video(frames[:3], TEXTS[:1], model, tokenizer, fps=25.0).fps == 25.0
+    stamps = [0.0, 0.04, 0.08]
+    assert segment_video(frames[:3], TEXTS[:1], model, tokenizer, timestamps_s=stamps).fps == pytest.approx(25.0)

@@ -29,7 +29,6 @@ def toy_scale(monkeypatch):
     monkeypatch.setattr(offline_recipe, "RECIPE", {**offline_recipe.RECIPE, "frames": 2, "val_every": 0, "save_every": 1})
     monkeypatch.setattr(offline_recipe, "CLICK_STAGE", {**offline_recipe.CLICK_STAGE, "frames": 2, "val_every": 0, "save_every": 1,
                                                         "click_probability": 1.0})
-    monkeypatch.setattr(offline_recipe, "CLICK_STEPS", 1)
     stage = {**offline_recipe.WARMUP_STAGES[0], "steps": 2, "batch_size": 1, "val_every": 0}
     monkeypatch.setattr(offline_recipe, "WARMUP_STAGES", [stage, {**stage, "steps": 1, "seed": 1}])
 
@@ -40,7 +39,7 @@ def test_offline_model_end_to_end_at_toy_scale(toy_scale, tmp_path, monkeypatch)
     from mpg_sam2.training.ablations import ablation_name
 
     out = tmp_path / "bundle"
-    report = offline_model.build_offline_model(tmp_path / "work", out, steps=2, ablation_steps=1, command="CMD")
+    report = offline_model.build_offline_model(tmp_path / "work", out, steps=2, ablation_steps=1, command="CMD", click_steps=1)
 
     loaded = load_pretrained(out)
     assert loaded.tokenizer is not None and ablation_name(loaded.model.config) == "MPG+HGA"
@@ -74,6 +73,9 @@ def test_offline_model_end_to_end_at_toy_scale(toy_scale, tmp_path, monkeypatch)
         assert torch.equal(value, tuned[name]), name
     assert f"step {evaluation['selected_step']} is the checkpoint with the best J&F on the validation split" in card
     assert evaluation["click_stage"]["steps"] == 1 and "click fine-tuning from step" in card
+    assert set(evaluation["test_clicks"]) == {"0", "1", "2", "3"} and "## Correcting with clicks" in card
+    for clicks, rows in evaluation["test_clicks"].items():
+        assert f"| {clicks} | " + " | ".join(f"{rows[t]['J&F']:.3f}" for t in rows if t in evaluation["test_random_object"]) in card
     assert evaluation["steps"] == 2 and evaluation["regression_set"]["expressions"] == report.regression.count
     for name, row in evaluation["test"].items():
         assert f"| {name} | {row['expressions']} | {row['J']:.3f} | {row['F']:.3f} | {row['J&F']:.3f} |" in card
@@ -87,7 +89,7 @@ def test_offline_model_end_to_end_at_toy_scale(toy_scale, tmp_path, monkeypatch)
         raise AssertionError("scored again")
 
     monkeypatch.setattr(synthetic_report, "evaluate_synthetic", no_scoring)
-    again = offline_model.build_offline_model(tmp_path / "work", out, steps=2, ablation_steps=1, command="CMD")
+    again = offline_model.build_offline_model(tmp_path / "work", out, steps=2, ablation_steps=1, command="CMD", click_steps=1)
     assert (tmp_path / "work" / "main" / "log.jsonl").stat().st_mtime_ns == stamp
     assert again.test["overall"].jf == pytest.approx(report.test["overall"].jf)
 

@@ -23,7 +23,7 @@ from mpg_sam2.app.gpu_job import GpuJob
 from mpg_sam2.app.request_record import RecordMissing, RequestRecord, load_record
 from mpg_sam2.app.requests import PreparedRequest, RequestResult, UserInputError, finish_request
 from mpg_sam2.checkpoint.pretrained import Pretrained
-from mpg_sam2.pipeline.clicks import ClickError, Correction, check_corrections
+from mpg_sam2.pipeline.clicks import ClickError, Correction, add_clicks, check_corrections
 from mpg_sam2.pipeline.expressions import ExpressionError, prepare_expressions
 from mpg_sam2.pipeline.segmentation import VideoSegmentation
 
@@ -60,8 +60,9 @@ def prepare_correction(
     if expression is None or not 0 <= int(expression) < len(texts):
         raise UserInputError(f"Choose which expression to correct (one of {len(texts)}).")
     expression = int(expression)
-    previous = record.segmentation.expressions[expression].corrections
-    corrections = (*previous, *to_corrections(clicks, expression))
+    corrections = tuple(record.segmentation.expressions[expression].corrections)
+    for new in to_corrections(clicks, expression):
+        corrections = tuple(add_clicks(corrections, expression, new.frame, new.points))
     num_frames = record.segmentation.num_frames
     try:
         check_corrections(corrections, len(texts), num_frames, record.segmentation.frame_size)

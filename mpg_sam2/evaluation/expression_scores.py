@@ -20,7 +20,7 @@ from mpg_sam2.data.types import ReferringDataset, ReferringSample, ReferringVide
 from mpg_sam2.evaluation.aggregate import ExpressionScore, MeanScores, score_expression, summarize
 from mpg_sam2.evaluation.simulated_clicks import ClickedExpression, click_expression
 from mpg_sam2.model.mpg_sam2 import MPGSAM2
-from mpg_sam2.pipeline.expressions import prepare_distinct
+from mpg_sam2.pipeline.expressions import PreparedExpression, prepare_distinct
 from mpg_sam2.pipeline.segmentation import ExpressionSegmentation, SegmentationOptions, SegmentationRun, segment_video
 from mpg_sam2.tokenizer import ReferringTokenizer
 
@@ -47,9 +47,7 @@ def score_expressions(
     scores: list[ExpressionScore] = []
     with _eval_mode(model):
         for video, samples in videos:
-            frames = np.stack([video.read_frame(i) for i in range(len(video.frame_paths))])
-            texts = list(dict.fromkeys(s.expression.strip() for s in samples))
-            prepared = prepare_distinct(texts, tokenizer, max_tokens=model.config.beit3.max_text_tokens)
+            frames, texts, prepared = _video_inputs(video, samples, model, tokenizer)
             result = segment_video(frames, prepared, model, options=SegmentationOptions(precision=precision))
             by_text = dict(zip(texts, result.expressions))
             for sample in samples:
@@ -85,9 +83,8 @@ def score_expressions_with_clicks(
     clicked: list[ClickedExpression] = []
     with _eval_mode(model):
         for video, samples in videos:
-            frames = np.stack([video.read_frame(i) for i in range(len(video.frame_paths))])
-            texts = list(dict.fromkeys(s.expression.strip() for s in samples))
-            prepared = dict(zip(texts, prepare_distinct(texts, tokenizer, max_tokens=model.config.beit3.max_text_tokens)))
+            frames, texts, distinct = _video_inputs(video, samples, model, tokenizer)
+            prepared = dict(zip(texts, distinct))
             run = SegmentationRun(
                 frames, [prepared[s.expression.strip()] for s in samples], model,
                 options=SegmentationOptions(precision=precision), correctable=True,
@@ -103,6 +100,16 @@ def score_expressions_with_clicks(
             if progress is not None:
                 progress(len(clicked), total)
     return clicked
+
+
+def _video_inputs(
+    video: ReferringVideo, samples: Sequence[ReferringSample], model: MPGSAM2, tokenizer: ReferringTokenizer
+) -> tuple[np.ndarray, list[str], list[PreparedExpression]]:
+    """The video's frames ``[T, H, W, 3]``, its distinct sentences (stripped, first-seen order)
+    and each one prepared once."""
+    frames = np.stack([video.read_frame(i) for i in range(len(video.frame_paths))])
+    texts = list(dict.fromkeys(s.expression.strip() for s in samples))
+    return frames, texts, prepare_distinct(texts, tokenizer, max_tokens=model.config.beit3.max_text_tokens)
 
 
 def _videos_to_score(

@@ -26,7 +26,7 @@ from typing import Callable
 import numpy as np
 from scipy import ndimage
 
-from mpg_sam2.pipeline.clicks import NEGATIVE, POSITIVE, Correction
+from mpg_sam2.pipeline.clicks import NEGATIVE, POSITIVE, Correction, add_clicks
 from mpg_sam2.pipeline.segmentation import SegmentationRun
 
 from .aggregate import ExpressionScore
@@ -119,13 +119,13 @@ def click_expression(
         raise ValueError(f"truth {truth.shape} does not match the run's masks {masks.shape}")
     scores = [score(masks)]
     clicks: list[SimulatedClick] = []
-    points: dict[int, tuple[tuple[float, float, int], ...]] = {}  # frame -> every click on it so far
+    corrections: list[Correction] = []  # each holds every click on its frame so far (add_clicks)
     while len(clicks) < num_clicks:
         click = next_click(truth, masks)
         if click is None:
             break
-        points[click.frame] = points.get(click.frame, ()) + ((float(click.x), float(click.y), click.label),)
-        for _ in run.correct(Correction(expression, click.frame, points[click.frame])):
+        corrections = add_clicks(corrections, expression, click.frame, [(click.x, click.y, click.label)])
+        for _ in run.correct(corrections[-1]):
             pass
         clicks.append(click)
         scores.append(score(masks))

@@ -51,9 +51,14 @@ def repropagate(
 
     Adapted from ``SAM2VideoPredictor.add_new_points_or_box`` and
     ``SAM2VideoPredictor.propagate_in_video`` (sam2 1.1.0, ``sam2/sam2_video_predictor.py``).
-    What differs: one expression (SAM 2: each object), the dense prompt of the clicked frame is
-    the mask prior (SAM 2: the frame's previous mask logits), and both directions run in one
-    call starting at the clicked frame (SAM 2: a call per direction from a chosen frame).
+    What differs: one expression (SAM 2: each object); the dense prompt of the clicked frame is
+    the mask prior (SAM 2: the frame's previous mask logits); a clicked frame always becomes a
+    conditioning frame (SAM 2's ``add_all_frames_to_correct_as_cond=False`` keeps a corrected,
+    already tracked frame among the non-conditioning ones; issue #15 asks for conditioning
+    frames); the memory of a clicked frame is encoded from the sigmoid of its logits, as on
+    every frame (the video predictor's build sets ``binarize_mask_from_pts_for_mem_enc``, our
+    models keep their checkpoint's False); both directions run in one call starting at the
+    clicked frame (SAM 2: a call per direction from a chosen frame).
     """
     if not tracker.keep_history:
         raise ValueError("the tracker dropped old memories; build it with keep_history=True to correct it")
@@ -79,7 +84,15 @@ def repropagate(
 
     yield run(clicked, conditioning=True, points=clicks.points, reverse=tracker.tracked_in_reverse.get(clicked, False))
     conditioning = set(tracker.conditioning_frames)
-    for reverse, frames in ((False, range(clicked + 1, tracker.num_frames)), (True, range(clicked - 1, -1, -1))):
+    # As propagate_in_video from the clicked frame, forward and then in reverse (none from frame
+    # 0): every frame passed, conditioning frames included, is marked with the pass's direction,
+    # which is the direction a later click on it re-runs in.
+    passes = [(False, range(clicked, tracker.num_frames))]
+    if clicked > 0:
+        passes.append((True, range(clicked, -1, -1)))
+    for reverse, frames in passes:
         for t in frames:
-            if t not in conditioning:
+            if t in conditioning:
+                tracker.tracked_in_reverse[t] = reverse
+            else:
                 yield run(t, reverse=reverse)

@@ -14,7 +14,7 @@ methods for image features, memory conditioning and memory encoding. It changes:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -40,6 +40,25 @@ class PointPrompt:
     @property
     def num_points(self) -> int:
         return self.labels.shape[1]
+
+    @classmethod
+    def from_points(
+        cls,
+        points: Sequence[tuple[float, float, int]],
+        *,
+        frame_size: tuple[int, int] | None = None,
+        sam_size: int | None = None,
+        device: torch.device | str = "cpu",
+    ) -> "PointPrompt":
+        """One frame's ``(x, y, label)`` points (batch 1). With ``frame_size`` ``(H, W)`` and
+        ``sam_size`` S the points are in frame pixels and become ``x / W * S``, ``y / H * S``
+        (SAM 2's video predictor's ``normalize_coords``); otherwise they are SAM 2 input pixels."""
+        xy = torch.tensor([[x, y] for x, y, _ in points], dtype=torch.float32).reshape(len(points), 2)
+        if frame_size is not None:
+            height, width = frame_size
+            xy = xy / torch.tensor([width, height], dtype=torch.float32) * sam_size
+        labels = torch.tensor([label for _, _, label in points], dtype=torch.int32)
+        return cls(xy[None].to(device), labels[None].to(device))
 
 
 @dataclass

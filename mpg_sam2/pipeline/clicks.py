@@ -20,6 +20,9 @@ from mpg_sam2.model.click_correction import FrameClicks
 from mpg_sam2.model.prompted_sam2 import PointPrompt
 
 POSITIVE, NEGATIVE = 1, 0
+# SAM 2 decodes a frame's points together; far fewer are ever useful (its training corrects with
+# at most 8). The cap keeps a request from the page from growing the prompt without bound.
+MAX_POINTS_PER_FRAME = 32
 
 
 class ClickError(ValueError):
@@ -40,10 +43,19 @@ class Correction:
     def frame_clicks(self, frame_size: tuple[int, int], sam_size: int, device: torch.device | str) -> FrameClicks:
         """The clicks in SAM 2 input pixels: ``x / W * S``, ``y / H * S`` (what SAM 2's video
         predictor does with ``normalize_coords``)."""
-        height, width = frame_size
-        coords = torch.tensor([[x / width * sam_size, y / height * sam_size] for x, y, _ in self.points], dtype=torch.float32)
-        labels = torch.tensor([label for _, _, label in self.points], dtype=torch.int32)
-        return FrameClicks(self.frame, PointPrompt(coords[None].to(device), labels[None].to(device)))
+        return FrameClicks(self.frame, PointPrompt.from_points(self.points, frame_size=frame_size, sam_size=sam_size, device=device))
+
+
+def add_clicks(
+    corrections: Sequence[Correction], expression: int, frame: int, points: Sequence[tuple[float, float, int]]
+) -> list[Correction]:
+    """``corrections`` followed by the correction that new ``points`` on ``frame`` make: it holds
+    every point that frame of that expression has had so far, old and new, because SAM 2
+    decodes a frame again with all of its points (``add_new_points_or_box`` concatenates them).
+    The app's re-runs and the simulated-click protocol both add clicks through here."""
+    earlier = next((c.points for c in reversed(corrections) if c.expression == expression and c.frame == frame), ())
+    new = tuple((float(x), float(y), int(label)) for x, y, label in points)
+    return [*corrections, Correction(expression, frame, earlier + new)]
 
 
 def parse_corrections(data: Any) -> list[Correction]:
@@ -98,8 +110,8 @@ def check_corrections(
     num_frames: int | None,
     frame_size: tuple[int, int] | None,
 ) -> None:
-    """Raise :class:`ClickError` if a correction names a missing expression or frame, or a
-    point outside the ``H x W`` frame. ``num_frames`` and ``frame_size`` may be None before the
+    """Raise :class:`ClickError` if a correction names a missing expression or frame, has more
+    than :data:`MAX_POINTS_PER_FRAME` points, or a point outside the ``H x W`` frame. ``num_frames`` and ``frame_size`` may be None before the
     video is decoded (a command line checks the expressions first, then the rest)."""
     for n, correction in enumerate(corrections, start=1):
         where = f"correction {n}"
@@ -108,6 +120,8 @@ def check_corrections(
                              f"{num_expressions} (indices 0 to {num_expressions - 1})")
         if not correction.points:
             raise ClickError(f"{where}: no points")
+        if len(correction.points) > MAX_POINTS_PER_FRAME:
+            raise ClickError(f"{where}: {len(correction.points)} points on one frame; at most {MAX_POINTS_PER_FRAME} are used")
         if num_frames is None or frame_size is None:
             continue
         height, width = frame_size

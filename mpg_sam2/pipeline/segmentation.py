@@ -162,12 +162,13 @@ class SegmentationRun:
     ) -> None:
         self.frames = _check_frames(frames)
         num_frames, height, width, _ = self.frames.shape
+        given = timestamps_s is not None
         if timestamps_s is None:
             timestamps_s = np.arange(num_frames, dtype=np.float64) / fps
         self.timestamps_s = np.asarray(timestamps_s, dtype=np.float64)
         if self.timestamps_s.shape != (num_frames,):
             raise ValueError(f"got {len(self.timestamps_s)} timestamps for {num_frames} frames")
-        self.fps = float(fps) if num_frames < 2 else _fps_from(self.timestamps_s, fps)
+        self.fps = _fps_from(self.timestamps_s, fps) if given and num_frames > 1 else float(fps)
         if expressions and isinstance(expressions[0], PreparedExpression):
             self.prepared = list(expressions)
         else:
@@ -186,6 +187,9 @@ class SegmentationRun:
         self._text_maps: list[list[np.ndarray | None]] = [[None] * num_frames for _ in self.prepared]
         self._step_maps: dict[int, np.ndarray] = {}  # expression -> text attention of its last step
         self._logit_threshold = math.log(options.threshold / (1.0 - options.threshold))
+        # Set when a step stops half-way (an error, or its consumer closing it): masks and
+        # memories are then partly updated, so the run refuses to go on.
+        self._broken: str | None = None
 
     @property
     def num_frames(self) -> int:
@@ -195,6 +199,7 @@ class SegmentationRun:
         """Encode every expression, then track every frame (the paper's inference)."""
         if self._features is not None:
             raise RuntimeError("this run is already segmented; correct it or start a new run")
+        self._check_whole()
         model, options, cfg = self.model, self.options, self.model.config
         device, dtype = model.device, PRECISIONS[options.precision]
         storage = torch.device("cpu") if options.offload_memory_to_cpu else None
@@ -264,21 +269,32 @@ class SegmentationRun:
         k = correction.expression
         if k not in self.correctable:
             raise RuntimeError(f"expression {k} was not made correctable; pass correctable=True (or its index)")
+        self._check_whole()
         clicks = correction.frame_clicks(self.frame_size, self.model.config.sam2.image_size, self.model.device)
-        retracked = 0
-        for out in repropagate(
-            self._trackers[k], clicks, self._features, frame_context=self._frame_context,
-            step_context=lambda: self._step_context(k), seconds=self.seconds,
-        ):
-            self._store(k, out)
-            retracked += 1
-            yield Progress("correct", retracked, self.num_frames, f"expression {k + 1}: re-tracked frame {out.frame_index + 1}")
+        retracked, finished = 0, False
+        try:
+            for out in repropagate(
+                self._trackers[k], clicks, self._features, frame_context=self._frame_context,
+                step_context=lambda: self._step_context(k), seconds=self.seconds,
+            ):
+                self._store(k, out)
+                retracked += 1
+                yield Progress("correct", retracked, self.num_frames, f"expression {k + 1}: re-tracked frame {out.frame_index + 1}")
+            finished = True
+        finally:
+            if not finished:
+                self._broken = f"a correction of expression {k} stopped after {retracked} frames"
         self.results[k].corrections += (correction,)
+
+    def _check_whole(self) -> None:
+        if self._broken is not None:
+            raise RuntimeError(f"this run is half-updated ({self._broken}); start a new run")
 
     def result(self) -> VideoSegmentation:
         """The masks so far (after :meth:`segment` and any corrections). The mask and score
         arrays are this run's own, which a later :meth:`correct` updates in place (no copy of
         ``[T, H, W]`` masks per call); copy them to keep a state."""
+        self._check_whole()
         results = []
         for k, expression in enumerate(self.results):
             maps = self._text_maps[k]

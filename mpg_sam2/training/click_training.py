@@ -19,7 +19,6 @@ from dataclasses import dataclass
 
 import torch
 
-from mpg_sam2.model.prompted_sam2 import PointPrompt
 
 __all__ = ["ClickTraining", "ClickPlan", "plan_clicks", "sample_corrective_click"]
 
@@ -72,10 +71,3 @@ def sample_corrective_click(logits: torch.Tensor, target: torch.Tensor, generato
     index = int(wrong[torch.randint(wrong.numel(), (), generator=generator)])
     y, x = divmod(index, logits.shape[-1])
     return x, y, int(target[y, x] > 0.5)
-
-
-def point_prompt(clicks: list[tuple[int, int, int]], device: torch.device) -> PointPrompt:
-    """The clicks of one frame as SAM 2's point prompt (batch 1)."""
-    coords = torch.tensor([[[x, y] for x, y, _ in clicks]], dtype=torch.float32, device=device)
-    labels = torch.tensor([[label for _, _, label in clicks]], dtype=torch.int32, device=device)
-    return PointPrompt(coords, labels)

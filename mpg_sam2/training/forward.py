@@ -18,10 +18,11 @@ from torch import nn
 
 from mpg_sam2.model.frame_features import FrameFeatureSource
 from mpg_sam2.model.mpg_sam2 import MPGSAM2
+from mpg_sam2.model.prompted_sam2 import PointPrompt
 from mpg_sam2.model.video_propagation import ExpressionTracker, propagate
 from mpg_sam2.training.datasets import TrainingClip
 from mpg_sam2.training.losses import ClipPrediction, LossWeights, referring_loss
-from mpg_sam2.training.click_training import ClickTraining, plan_clicks, point_prompt, sample_corrective_click
+from mpg_sam2.training.click_training import ClickTraining, plan_clicks, sample_corrective_click
 
 __all__ = ["TrainingForward", "predict_clip"]
 
@@ -58,7 +59,7 @@ def predict_clip(
                     break
                 chosen.append(click)
                 with model.autocast(autocast_dtype):
-                    out = tracker.track(t, features(t), conditioning=True, points=point_prompt(chosen, model.device))
+                    out = tracker.track(t, features(t), conditioning=True, points=PointPrompt.from_points(chosen, device=model.device))
         heads = out.heads
         if gated:
             logits.append(heads.highres_logits[0, 0])

@@ -35,7 +35,8 @@ class OfflineModelReport:
     regression: MeanScores
     ablation_steps: int | None = None
     ablations: dict[str, dict[str, MeanScores]] | None = None
-    # The click fine-tuning (recipe.CLICK_STAGE) after the selected checkpoint; None before it existed.
+    # The click fine-tuning (recipe.CLICK_STAGE) after the selected checkpoint; None without it.
+    click_steps: int | None = None
     click_seconds: float | None = None  # its logged step time
     click_validation: dict[int, float] | None = None  # validation J&F (no clicks) of its checkpoints
     before_clicks_test: dict[str, MeanScores] | None = None  # the selected checkpoint on the test split
@@ -60,7 +61,7 @@ class OfflineModelReport:
             "regression_set": {**recipe.REGRESSION_SET, **scores_json({"overall": self.regression})["overall"]},
         }
         if self.click_seconds is not None:
-            out["click_stage"] = {**recipe.CLICK_STAGE, "steps": recipe.CLICK_STEPS}
+            out["click_stage"] = {**recipe.CLICK_STAGE, "steps": self.click_steps}
             out["click_seconds"] = round(self.click_seconds)
             out["click_validation_jf"] = {str(step): jf for step, jf in (self.click_validation or {}).items()}
         if self.before_clicks_test is not None:
@@ -107,7 +108,7 @@ def _click_stage_lines(report: OfflineModelReport) -> list[str]:
     stage = recipe.CLICK_STAGE
     lines = [
         f"- then the click fine-tuning from step {report.selected_step} (`mpg_sam2.training.click_training`): "
-        f"{recipe.CLICK_STEPS} steps of one {stage['frames']}-frame clip,",
+        f"{report.click_steps} steps of one {stage['frames']}-frame clip,",
         f"  lr {stage['lr']:g}, the same losses; on {stage['click_probability']:.0%} of the clips one random frame is "
         f"corrected by {stage['clicks_per_frame']} simulated clicks",
         "  (each drawn uniformly from the error left by the ones before, as SAM 2's training does) and the clip is",
@@ -116,7 +117,7 @@ def _click_stage_lines(report: OfflineModelReport) -> list[str]:
     if report.click_validation:
         lines.append("  (validation J&F without clicks, on the expressions the run validates on: " + ", ".join(
             f"{step}: {jf:.3f}" for step, jf in report.click_validation.items()) + ")")
-    lines.append(f"- the bundled weights are the click fine-tuning's last step ({recipe.CLICK_STEPS})")
+    lines.append(f"- the bundled weights are the click fine-tuning's last step ({report.click_steps})")
     return lines
 
 
