@@ -7,6 +7,7 @@ screenshot to tests/output/.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import zipfile
@@ -61,8 +62,10 @@ def _click_example(page, example) -> None:
     assert not [e for e in errors if e.strip()], f"example {example.title!r} shows an error: {errors}"
 
 
-def test_app_in_a_real_browser(tmp_path, monkeypatch):
-    monkeypatch.setenv("GRADIO_EXAMPLES_CACHE", str(tmp_path / "examples_cache"))
+@contextlib.contextmanager
+def _segmenting_in_browser(tmp_path):
+    """The app with a tiny checkpoint, served; a Chromium page on it with a 5-frame video and
+    two expressions, just after pressing Segment: yields ``(app, page)``."""
     from playwright.sync_api import sync_playwright
 
     app = import_app(make_checkpoint(tmp_path))
@@ -71,46 +74,51 @@ def test_app_in_a_real_browser(tmp_path, monkeypatch):
     try:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-            context = browser.new_context(accept_downloads=True, viewport={"width": 1400, "height": 1000})
-            page = context.new_page()
+            page = browser.new_context(accept_downloads=True, viewport={"width": 1400, "height": 1000}).new_page()
             page.goto(app.demo.local_url, wait_until="domcontentloaded")
             page.locator("#video-in input[type=file]").set_input_files(str(video))
             page.locator("#expressions textarea").fill("the man in the red shirt\nthe black dog")
             page.get_by_role("button", name="Segment").click()
-
-            result_video = page.locator("#side-by-side video")
-            result_video.wait_for(state="attached", timeout=120_000)
-            duration = page.wait_for_function(
-                """() => { const v = document.querySelector('#side-by-side video');
-                           return v && v.readyState >= 1 && v.duration > 0 ? v.duration : null; }""",
-                timeout=60_000,
-            ).json_value()
-            assert duration > 0
-            playing = page.evaluate(
-                """async () => { const v = document.querySelector('#side-by-side video');
-                                 v.muted = true; await v.play(); await new Promise(r => setTimeout(r, 300));
-                                 return v.currentTime > 0 && !v.paused; }"""
-            )
-            assert playing
-
-            link = page.locator('#downloads a[download$=".zip"]').first
-            link.wait_for(timeout=30_000)
-            with page.expect_download() as download_info:
-                link.click()
-            saved = tmp_path / "download.zip"
-            download_info.value.save_as(saved)
-            with zipfile.ZipFile(saved) as archive:
-                assert "manifest.json" in archive.namelist()
-
-            for example in app.EXAMPLES:
-                _click_example(page, example)
-
-            SCREENSHOT.parent.mkdir(exist_ok=True)
-            page.screenshot(path=str(SCREENSHOT), full_page=True)
-            _assert_shows_served_image(page, "#panel-final img")
+            yield app, page
             browser.close()
     finally:
         app.demo.close()
+
+
+def test_app_in_a_real_browser(tmp_path, monkeypatch):
+    monkeypatch.setenv("GRADIO_EXAMPLES_CACHE", str(tmp_path / "examples_cache"))
+
+    with _segmenting_in_browser(tmp_path) as (app, page):
+        result_video = page.locator("#side-by-side video")
+        result_video.wait_for(state="attached", timeout=120_000)
+        duration = page.wait_for_function(
+            """() => { const v = document.querySelector('#side-by-side video');
+                       return v && v.readyState >= 1 && v.duration > 0 ? v.duration : null; }""",
+            timeout=60_000,
+        ).json_value()
+        assert duration > 0
+        playing = page.evaluate(
+            """async () => { const v = document.querySelector('#side-by-side video');
+                             v.muted = true; await v.play(); await new Promise(r => setTimeout(r, 300));
+                             return v.currentTime > 0 && !v.paused; }"""
+        )
+        assert playing
+
+        link = page.locator('#downloads a[download$=".zip"]').first
+        link.wait_for(timeout=30_000)
+        with page.expect_download() as download_info:
+            link.click()
+        saved = tmp_path / "download.zip"
+        download_info.value.save_as(saved)
+        with zipfile.ZipFile(saved) as archive:
+            assert "manifest.json" in archive.namelist()
+
+        for example in app.EXAMPLES:
+            _click_example(page, example)
+
+        SCREENSHOT.parent.mkdir(exist_ok=True)
+        page.screenshot(path=str(SCREENSHOT), full_page=True)
+        _assert_shows_served_image(page, "#panel-final img")
 
 
 def _assert_shows_served_image(page, selector: str) -> None:
@@ -155,81 +163,67 @@ def test_click_correction_in_a_real_browser(tmp_path, monkeypatch):
     import json
 
     import numpy as np
-    from playwright.sync_api import sync_playwright
 
     from mpg_sam2.app.results import inspect_frame
     from mpg_sam2.pipeline.clicks import Correction
     from mpg_sam2.pipeline.segmentation import SegmentationOptions, segment_video
 
     monkeypatch.setenv("GRADIO_EXAMPLES_CACHE", str(tmp_path / "examples_cache"))
-    app = import_app(make_checkpoint(tmp_path))
-    video = make_video(tmp_path, frames=5)
-    app.demo.launch(server_name="127.0.0.1", prevent_thread_lock=True, quiet=True)
-    try:
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-            page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
-            page.goto(app.demo.local_url, wait_until="domcontentloaded")
-            page.locator("#video-in input[type=file]").set_input_files(str(video))
-            page.locator("#expressions textarea").fill("the man in the red shirt\nthe black dog")
-            page.get_by_role("button", name="Segment").click()
-            page.wait_for_function("() => document.querySelector('#panel-original img') !== null", timeout=180_000)
-            before = Path(_textbox_value(page, "inspector-key"))
-            old_masks = np.unpackbits(np.load(before / "masks.npy")[1, 0], axis=-1, count=98).astype(bool)
-            # A point on the object where the dog's mask of frame 0 is empty, near the middle.
-            rows, cols = np.nonzero(~old_masks)
-            nearest = np.argmin((rows - 31) ** 2 + (cols - 49) ** 2)
-            x, y = int(cols[nearest]), int(rows[nearest])
-            old_final = page.locator("#panel-final img").get_attribute("src")
+    with _segmenting_in_browser(tmp_path) as (app, page):
+        page.wait_for_function("() => document.querySelector('#panel-original img') !== null", timeout=180_000)
+        before = Path(_textbox_value(page, "inspector-key"))
+        old_masks = np.unpackbits(np.load(before / "masks.npy")[1, 0], axis=-1, count=98).astype(bool)
+        # A point on the object where the dog's mask of frame 0 is empty, near the middle.
+        rows, cols = np.nonzero(~old_masks)
+        nearest = np.argmin((rows - 31) ** 2 + (cols - 49) ** 2)
+        x, y = int(cols[nearest]), int(rows[nearest])
+        old_final = page.locator("#panel-final img").get_attribute("src")
 
-            image = page.locator("#panel-original img").first
-            box = image.bounding_box()
-            natural = image.evaluate("img => [img.naturalWidth, img.naturalHeight]")
-            assert natural == [98, 62]  # the inspector shows the frames at their own size
-            # Gradio's select maps a click back to the image's pixels this way (ImagePreview).
-            scale = min(box["width"] / natural[0], box["height"] / natural[1], 1)
-            left = (box["width"] - natural[0] * scale) / 2
-            top = (box["height"] - natural[1] * scale) / 2
-            image.click(position={"x": left + (x + 0.5) * scale, "y": top + (y + 0.5) * scale})
-            page.wait_for_function("() => (document.querySelector('#clicks-key textarea')?.value ?? '[]') !== '[]'",
-                                   timeout=30_000)
-            clicks = json.loads(_textbox_value(page, "clicks-key"))
-            assert len(clicks) == 1 and clicks[0]["frame"] == 0 and clicks[0]["label"] == 1
-            assert abs(clicks[0]["x"] - x) <= 1 and abs(clicks[0]["y"] - y) <= 1, (clicks, x, y)
-            page.locator("#correct-expression").get_by_text("the black dog").click()
-            page.locator("#rerun").click()
-            page.wait_for_function(
-                """(before) => { const t = document.querySelector('#inspector-key textarea');
-                                 const img = document.querySelector('#panel-final img');
-                                 return t && t.value && t.value !== before && img; }""",
-                arg=str(before), timeout=180_000,
-            )
-            after = Path(_textbox_value(page, "inspector-key"))
-            page.wait_for_function("(old) => document.querySelector('#panel-final img')?.src !== old",
-                                   arg=old_final, timeout=60_000)
-            page.wait_for_timeout(500)
+        image = page.locator("#panel-original img").first
+        box = image.bounding_box()
+        natural = image.evaluate("img => [img.naturalWidth, img.naturalHeight]")
+        assert natural == [98, 62]  # the inspector shows the frames at their own size
+        # Gradio's select maps a click back to the image's pixels this way (ImagePreview).
+        scale = min(box["width"] / natural[0], box["height"] / natural[1], 1)
+        left = (box["width"] - natural[0] * scale) / 2
+        top = (box["height"] - natural[1] * scale) / 2
+        image.click(position={"x": left + (x + 0.5) * scale, "y": top + (y + 0.5) * scale})
+        page.wait_for_function("() => (document.querySelector('#clicks-key textarea')?.value ?? '[]') !== '[]'",
+                               timeout=30_000)
+        clicks = json.loads(_textbox_value(page, "clicks-key"))
+        assert len(clicks) == 1 and clicks[0]["frame"] == 0 and clicks[0]["label"] == 1
+        assert abs(clicks[0]["x"] - x) <= 1 and abs(clicks[0]["y"] - y) <= 1, (clicks, x, y)
+        page.locator("#correct-expression").get_by_text("the black dog").click()
+        page.locator("#rerun").click()
+        page.wait_for_function(
+            """(before) => { const t = document.querySelector('#inspector-key textarea');
+                             const img = document.querySelector('#panel-final img');
+                             return t && t.value && t.value !== before && img; }""",
+            arg=str(before), timeout=180_000,
+        )
+        after = Path(_textbox_value(page, "inspector-key"))
+        page.wait_for_function("(old) => document.querySelector('#panel-final img')?.src !== old",
+                               arg=old_final, timeout=60_000)
+        page.wait_for_timeout(500)
 
-            pretrained = app.POOL.get(app.MODELS[0].source)
-            point = (float(clicks[0]["x"]), float(clicks[0]["y"]), 1)
-            expected = segment_video(np.load(before / "frames.npy"), ["the black dog"], pretrained.model,
-                                     pretrained.tokenizer, options=SegmentationOptions(record_attention=True),
-                                     corrections=[Correction(0, 0, (point,))]).expressions[0]
-            new_masks = np.unpackbits(np.load(after / "masks.npy")[1], axis=-1, count=98).astype(bool)
-            np.testing.assert_array_equal(new_masks, expected.masks)
-            changed = expected.masks[0] != old_masks
-            assert changed.any(), "the click changed nothing on its frame; pick another point"
+        pretrained = app.POOL.get(app.MODELS[0].source)
+        point = (float(clicks[0]["x"]), float(clicks[0]["y"]), 1)
+        expected = segment_video(np.load(before / "frames.npy"), ["the black dog"], pretrained.model,
+                                 pretrained.tokenizer, options=SegmentationOptions(record_attention=True),
+                                 corrections=[Correction(0, 0, (point,))]).expressions[0]
+        new_masks = np.unpackbits(np.load(after / "masks.npy")[1], axis=-1, count=98).astype(bool)
+        np.testing.assert_array_equal(new_masks, expected.masks)
+        changed = expected.masks[0] != old_masks
+        assert changed.any(), "the click changed nothing on its frame; pick another point"
 
-            # Gradio serves a numpy panel as lossy WebP; the same encoder on the expected picture
-            # gives the same bytes, so the comparison is exact.
-            served = _served_image(page, "#panel-final img")
-            want = _as_served(inspect_frame(after, 0)[2])
-            was = _as_served(inspect_frame(before, 0)[2])
-            np.testing.assert_array_equal(served, want)
-            assert not np.array_equal(served[changed], was[changed])  # not the old mask where it changed
-            assert "the black dog" in page.locator("#applied-clicks").inner_text()
-            browser.close()
-    finally:
-        app.demo.close()
+        # Gradio serves a numpy panel as lossy WebP; the same encoder on the expected picture
+        # gives the same bytes, so the comparison is exact.
+        served = _served_image(page, "#panel-final img")
+        want = _as_served(inspect_frame(after, 0)[2])
+        was = _as_served(inspect_frame(before, 0)[2])
+        np.testing.assert_array_equal(served, want)
+        assert not np.array_equal(served[changed], was[changed])  # not the old mask where it changed
+        assert "the black dog" in page.locator("#applied-clicks").inner_text()
 
 
 def _served_image(page, selector: str):
