@@ -4,7 +4,8 @@ Behaviour reproduced (SPEC §5): frame 0 is the only conditioning frame, propaga
 forward, every frame decodes with multimask output and keeps the best-IoU mask, frames whose
 object score is not positive are gated to -1024, and spatial memories are stored in bfloat16
 (also in float32 runs: SAM 2's predictor does that and the released checkpoints were
-evaluated with it).
+evaluated with it). Clicked frames become further conditioning frames afterwards, tracked again
+in both directions by :mod:`mpg_sam2.model.click_correction` through :meth:`ExpressionTracker.track`.
 
 :func:`propagate` is the one frame loop of the project (the reference runner, the pipeline,
 evaluation and training all run it): per frame, SAM 2's image encoder runs once (or once per
