@@ -58,6 +58,7 @@ RECIPE: dict[str, Any] = {
 # Measured (test split, J&F after 0 / 1 / 2 / 3 simulated clicks): 1500 steps of this stage gave
 # 0.417 / 0.418 / 0.419 / 0.419; 900 steps with half the clips clicked, 8-frame clips and lr 1e-4
 # gave 0.429 / 0.429 / 0.430 / 0.430; the selected checkpoint alone 0.418 / 0.418 / 0.405 / 0.405.
+# 1000 steps at lr 1e-3 (grad clip 1) lost the grounding (0.353 at every click count).
 # Clicks do not work yet at these budgets (the decoder barely reacts to the point tokens), so the
 # bundled model is built without this stage.
 CLICK_STAGE: dict[str, Any] = {
