@@ -15,6 +15,7 @@ from mpg_sam2.training.augment import AugmentConfig, augment_clip, encoder_views
 from mpg_sam2.training.datasets import TrainingClip, sample_frame_indices
 from mpg_sam2.training.forward import TrainingForward
 from mpg_sam2.training.losses import ClipPrediction, LossWeights, referring_loss, similarity_loss
+from mpg_sam2.training.train_config import TrainConfig
 from mpg_sam2.training.param_groups import (
     AUTHORS_FUSION_PREFIXES,
     OptimizerSettings,
@@ -305,7 +306,8 @@ def test_cli_trains_resumes_identically_and_writes_a_loadable_checkpoint(synthet
     init = save_pretrained(_model(seed=3), tmp_path / "init")
     common = ["train", "--data", str(synthetic_root), "--dataset", "synthetic", "--frames", "2", "--steps", "3",
               "--lr", "1e-4", "--object-score-loss", "1", "--prior-loss", "1", "--threads", "1", "--seed", "5",
-              "--click-probability", "1", "--clicks-per-frame", "2"]  # the resumed run clicks where the first did
+              "--click-probability", "1", "--clicks-per-frame", "2",  # the resumed run clicks where the first did
+              "--mask-choice-loss", "1"]
     out = tmp_path / "run"
     assert main([*common, "--init-from", str(init), "--out", str(out), "--save-every", "2",
                  "--val-every", "3", "--val-expressions", "1"]) == 0
@@ -320,8 +322,9 @@ def test_cli_trains_resumes_identically_and_writes_a_loadable_checkpoint(synthet
     assert main([*common, "--resume", str(out / "step-000002"), "--out", str(resumed)]) == 0
     again = _log(resumed)
     assert sorted(again) == [3]
-    assert log[3]["prior"] > 0
-    for name in ("loss", "focal", "dice", "sim", "object_score", "prior"):
+    assert log[3]["prior"] > 0 and log[3]["mask_choice"] > 0
+    assert json.loads((out / "step-000003" / "training_args.json").read_text())["mask_choice_loss"] == 1.0
+    for name in ("loss", "focal", "dice", "sim", "object_score", "prior", "mask_choice"):
         assert again[3][name] == log[3][name], name
 
     pretrained = load_pretrained(out / "step-000003")
@@ -579,3 +582,79 @@ def test_clicks_train_the_point_embeddings_and_leave_the_plain_path_unchanged():
         forward([clip])["loss"].backward()
         got = [e.weight.grad is not None and bool(e.weight.grad.abs().sum() > 0) for e in embeddings[:2]]
         assert any(got) == reached, (clicks, got)
+
+
+# ------------------------------------------------------------------------------------------------
+# Trained mask choice (SAM 2's training rule; off in the authors' recipe)
+
+
+def test_lowest_loss_index_and_iou_head_loss_follow_the_target():
+    from mpg_sam2.training.losses import iou_head_loss, lowest_loss_index
+
+    target = torch.zeros(2, 64, 64)
+    target[0, 16:48, 16:48] = 1  # frame 1 has no target
+    low = F.avg_pool2d(target[:, None], 4)[:, 0]  # the decoder's 16 x 16 grid
+    exact = torch.where(low[0] > 0.5, 8.0, -8.0)
+    half = exact.clone()
+    half[:, :8] = -8.0  # the left half of the object only: IoU 0.5
+    empty = torch.full((16, 16), -8.0)
+    candidates = torch.stack([empty, exact, half])
+    weights = LossWeights()
+    assert lowest_loss_index(candidates, target[0], weights) == 1
+    assert lowest_loss_index(candidates[[0, 2]], target[0], weights) == 1
+    assert lowest_loss_index(candidates[:1], target[0], weights) == 0
+
+    truth = torch.tensor([0.0, 1.0, 0.5])
+    predicted = torch.tensor([0.25, 0.75, 0.5], requires_grad=True)
+    # Frame 1 has no target, so its (wrong) predictions do not count.
+    loss = iou_head_loss([candidates, candidates], [predicted, torch.ones(3)], target)
+    assert loss.item() == pytest.approx((0.25 + 0.25 + 0.0) / 3)
+    loss.backward()
+    assert predicted.grad.tolist() == pytest.approx([1 / 3, -1 / 3, 0.0])
+    assert iou_head_loss([candidates], [truth], target[:1]).item() == pytest.approx(0.0, abs=1e-7)
+    assert iou_head_loss([candidates], [predicted], target[1:]).item() == 0.0
+
+
+def test_mask_choice_loss_trains_the_iou_head_and_reads_the_lowest_loss_output():
+    from mpg_sam2.training.forward import predict_clip
+    from mpg_sam2.training.losses import lowest_loss_index
+
+    model = _model(seed=3).train()
+    clip = _clip(5, num_frames=3)
+    weights = LossWeights(object_score=1.0, mask_choice=1.0)
+    torch.manual_seed(0)
+    plain = predict_clip(model, clip, gated=False)
+    torch.manual_seed(0)
+    chosen = predict_clip(model, clip, gated=False, choose_by_loss=weights)
+    assert plain.mask_candidates is None and len(chosen.mask_candidates) == 3
+    for t, masks in enumerate(chosen.mask_candidates):
+        assert masks.shape[0] == 3 and chosen.predicted_ious[t].shape == (3,)
+        index = lowest_loss_index(masks, clip.targets[t], weights)
+        want = F.interpolate(masks[None, index : index + 1], size=clip.targets.shape[-2:], mode="bilinear", align_corners=False)[0, 0]
+        torch.testing.assert_close(chosen.logits[t], want)
+
+    iou_head = model.sam2.sam_mask_decoder.iou_prediction_head
+    for mask_choice, reached in ((0.0, False), (1.0, True)):
+        model.zero_grad()
+        losses = TrainingForward(model, LossWeights(object_score=1.0, mask_choice=mask_choice))([clip])
+        assert (losses["mask_choice"].item() > 0) == reached
+        losses["loss"].backward()
+        got = any(p.grad is not None and bool(p.grad.abs().sum() > 0) for p in iou_head.parameters())
+        assert got == reached, mask_choice
+
+
+def test_decoder_scope_trains_only_the_prompt_encoder_and_mask_decoder():
+    model = _model().train()
+    groups = parameter_groups(model, OptimizerSettings(train_scope="decoder", train_image_encoder=True))
+    grouped = {n for g in groups for n in g["param_names"]}
+    named = dict(model.named_parameters())
+    assert grouped == {n for n in named if n.startswith(("sam2.sam_prompt_encoder.", "sam2.sam_mask_decoder."))
+                       and not n.startswith("sam2.sam_mask_decoder.aggregator.")}
+    assert {n for n, p in named.items() if p.requires_grad} == grouped
+    TrainingForward(model, LossWeights(object_score=1.0))([_clip(0)])["loss"].backward()
+    assert all(p.grad is None for n, p in named.items() if n not in grouped)
+    assert model.sam2.sam_mask_decoder.output_upscaling[0].weight.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="--train-scope"):
+        TrainConfig(data=".", out=".", train_scope="beit3")
+    with pytest.raises(ValueError, match="--mask-choice-loss"):
+        TrainConfig(data=".", out=".", mask_choice_loss=-1)

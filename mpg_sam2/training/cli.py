@@ -70,6 +70,11 @@ def add_train_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser
                        help="share of clips corrected with simulated clicks on one frame (default 0: the authors' recipe)")
     optim.add_argument("--clicks-per-frame", type=int, default=1,
                        help="simulated clicks on a corrected frame, each from the error the previous ones left (default 1)")
+    optim.add_argument("--mask-choice-loss", type=float, default=0.0,
+                       help="weight of an L1 loss on SAM 2's IoU head, the mask losses reading each frame's lowest-loss "
+                            "output (SAM 2's training; default 0: the authors' recipe)")
+    optim.add_argument("--train-scope", default="all", choices=["all", "decoder"],
+                       help="decoder: only SAM 2's prompt encoder and mask decoder train (not the aggregator); default all")
     optim.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"], help="auto: bf16 on CUDA")
     optim.add_argument("--seed", type=int, default=0)
     optim.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (torchrun: cuda:LOCAL_RANK)")
@@ -99,6 +104,7 @@ def run_train(args: argparse.Namespace) -> int:
         authors_lr_groups=args.authors_lr_groups,
         train_image_encoder=args.train_image_encoder, object_score_loss=args.object_score_loss,
         prior_loss=args.prior_loss, click_probability=args.click_probability, clicks_per_frame=args.clicks_per_frame,
+        mask_choice_loss=args.mask_choice_loss, train_scope=args.train_scope,
         augment=not args.no_augment, resume=args.resume, init_from=args.init_from, init_sam2=args.init_sam2,
         init_beit3=args.init_beit3, tokenizer=args.tokenizer, no_mask_prior=args.no_mask_prior,
         no_aggregator=args.no_aggregator, val_every=args.val_every, val_expressions=args.val_expressions,

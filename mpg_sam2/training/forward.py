@@ -16,15 +16,26 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from sam2.modeling.sam2_base import NO_OBJ_SCORE
+
 from mpg_sam2.model.frame_features import FrameFeatureSource
 from mpg_sam2.model.mpg_sam2 import MPGSAM2
-from mpg_sam2.model.prompted_sam2 import PointPrompt
+from mpg_sam2.model.prompted_sam2 import HeadsOutput, PointPrompt
 from mpg_sam2.model.video_propagation import ExpressionTracker, propagate
 from mpg_sam2.training.datasets import TrainingClip
-from mpg_sam2.training.losses import ClipPrediction, LossWeights, referring_loss
+from mpg_sam2.training.losses import ClipPrediction, LossWeights, lowest_loss_index, referring_loss
 from mpg_sam2.training.click_training import ClickTraining, plan_clicks, sample_corrective_click
 
 __all__ = ["TrainingForward", "predict_clip"]
+
+
+def _frame_logits(heads: HeadsOutput, index: int, gated: bool, size: torch.Size) -> torch.Tensor:
+    """Decoder output ``index`` of one frame at the SAM 2 input size ``[S, S]``; with ``gated``
+    the no-object gate applies (as :meth:`PromptedSAM2.forward_heads` does to its chosen mask)."""
+    lowres = heads.multimask_logits[:, index:index + 1]  # [1, 1, h, w]
+    if gated:
+        lowres = torch.where(heads.object_score_logits[:, :, None, None] > 0, lowres, NO_OBJ_SCORE)
+    return F.interpolate(lowres, size=size, mode="bilinear", align_corners=False)[0, 0]
 
 
 def predict_clip(
@@ -33,12 +44,18 @@ def predict_clip(
     autocast_dtype: torch.dtype | None = None,
     gated: bool = True,
     clicks: ClickTraining = ClickTraining(),
+    choose_by_loss: LossWeights | None = None,
 ) -> ClipPrediction:
     """Logits ``[T, S, S]`` (float32), object scores and sentence scores of one clip on ``model.device``.
 
     With ``clicks`` enabled, the clip's planned frame (if any) is corrected with simulated clicks
     right after it is tracked (:mod:`mpg_sam2.training.click_training`); the loop continues on
     the corrected memory, and that frame's prediction is the corrected one.
+
+    The prediction of a frame is the decoder output inference keeps (highest predicted IoU);
+    with ``choose_by_loss`` it is the output with the lowest loss under these weights, and every
+    output is kept for the IoU-head loss (:attr:`LossWeights.mask_choice`). Tracking itself
+    always follows the inference choice.
     """
     with model.autocast(autocast_dtype):
         prompts, prior = model.encode_expression(clip.beit_pixels, clip.input_ids, clip.attention_mask)
@@ -47,7 +64,7 @@ def predict_clip(
     plan = plan_clicks(clicks, clip.click_seed, clip.num_frames)
     tracker = ExpressionTracker(model.sam2, prompts)
     features = FrameFeatureSource(model.sam2, lambda start, stop: clip.sam_pixels[start:stop], clip.num_frames, keep=plan is not None)
-    logits, scores = [], []
+    logits, scores, candidates, predicted_ious = [], [], [], []
     for frame in propagate(features, [tracker], frame_context=lambda: model.autocast(autocast_dtype)):
         out = frame.outputs[0]
         if plan is not None and frame.frame_index == plan.frame:
@@ -60,15 +77,18 @@ def predict_clip(
                 chosen.append(click)
                 with model.autocast(autocast_dtype):
                     out = tracker.track(t, features(t), conditioning=True, points=PointPrompt.from_points(chosen, device=model.device))
-        heads = out.heads
-        if gated:
-            logits.append(heads.highres_logits[0, 0])
-        else:
-            size = heads.highres_logits.shape[-2:]
-            logits.append(F.interpolate(heads.lowres_logits_before, size=size, mode="bilinear", align_corners=False)[0, 0])
+        heads, t = out.heads, frame.frame_index
+        index = int(heads.best_mask_index[0])
+        if choose_by_loss is not None:
+            index = lowest_loss_index(heads.multimask_logits[0], clip.targets[t], choose_by_loss)
+            candidates.append(heads.multimask_logits[0])
+            predicted_ious.append(heads.ious[0])
+        logits.append(_frame_logits(heads, index, gated, clip.targets.shape[-2:]))
         scores.append(heads.object_score_logits[0, 0])
+    kept = choose_by_loss is not None
     return ClipPrediction(logits=torch.stack(logits).float(), object_score_logits=torch.stack(scores).float(),
-                          sentence_scores=sentence_scores, prior_logits=prior.prior_logits.float())
+                          sentence_scores=sentence_scores, prior_logits=prior.prior_logits.float(),
+                          mask_candidates=candidates if kept else None, predicted_ious=predicted_ious if kept else None)
 
 
 class TrainingForward(nn.Module):
@@ -98,5 +118,7 @@ class TrainingForward(nn.Module):
         gated = self.weights.object_score <= 0
         device = self.model.device
         clips = [c.to(device) for c in clips]
-        predictions = [predict_clip(self.model, c, self.autocast_dtype, gated=gated, clicks=self.clicks) for c in clips]
+        choose_by_loss = self.weights if self.weights.mask_choice > 0 else None
+        predictions = [predict_clip(self.model, c, self.autocast_dtype, gated=gated, clicks=self.clicks, choose_by_loss=choose_by_loss)
+                       for c in clips]
         return referring_loss(predictions, [c.targets for c in clips], self.weights, num_valid).as_dict()

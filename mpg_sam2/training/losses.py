@@ -33,6 +33,8 @@ __all__ = [
     "LossOutput",
     "LossWeights",
     "dice_loss",
+    "iou_head_loss",
+    "lowest_loss_index",
     "mask_prior_loss",
     "num_valid_frames",
     "referring_loss",
@@ -64,6 +66,13 @@ class LossWeights:
     # such term (0): their prior learns only through SAM 2's prompt encoder, which works when
     # SAM 2 is trained already but is far too weak a signal for a model trained from scratch.
     prior: float = 0.0
+    # L1 of the IoU head against each multimask output's true IoU (see :func:`iou_head_loss`);
+    # > 0 also makes the mask losses read each frame's lowest-loss output
+    # (:func:`lowest_loss_index`). SAM 2's training does both; the authors have no such term (0):
+    # their IoU head comes trained from SAM 2, while a model trained from random weights has an
+    # IoU head that chooses arbitrarily (the bundled model keeps output 1 on 97% of the frames,
+    # so its other outputs, among them the one used after two clicks, never get a loss).
+    mask_choice: float = 0.0
 
 
 @dataclass
@@ -74,6 +83,10 @@ class ClipPrediction:
     object_score_logits: torch.Tensor  # [T] float32
     sentence_scores: torch.Tensor  # [T] float32: text_similarity_head of each frame's <s> feature
     prior_logits: torch.Tensor | None = None  # [T, g, g] float32: the mask prior before its sigmoid
+    # With LossWeights.mask_choice > 0: per frame, every decoder output [M, h, w] (before gating;
+    # M = 3 multimask outputs, 1 after two or more clicks) and its predicted IoUs [M].
+    mask_candidates: list[torch.Tensor] | None = None
+    predicted_ious: list[torch.Tensor] | None = None
 
 
 @dataclass
@@ -86,10 +99,11 @@ class LossOutput:
     sim: torch.Tensor
     object_score: torch.Tensor
     prior: torch.Tensor
+    mask_choice: torch.Tensor
 
     def as_dict(self) -> dict[str, torch.Tensor]:
         return {"loss": self.total, "focal": self.focal, "dice": self.dice, "sim": self.sim,
-                "object_score": self.object_score, "prior": self.prior}
+                "object_score": self.object_score, "prior": self.prior, "mask_choice": self.mask_choice}
 
 
 def sigmoid_focal_loss(logits: torch.Tensor, targets: torch.Tensor, alpha: float = FOCAL_ALPHA, gamma: float = FOCAL_GAMMA) -> torch.Tensor:
@@ -133,6 +147,46 @@ def mask_prior_loss(prior_logits: torch.Tensor, targets: torch.Tensor) -> torch.
     return sigmoid_focal_loss(prior_logits, soft) + dice_loss(prior_logits, soft)
 
 
+def _target_at(target: torch.Tensor, size: tuple[int, ...]) -> torch.Tensor:
+    """A ``[S, S]`` binary target area-averaged to the decoder's ``[h, w]`` grid (soft, in [0, 1])."""
+    return F.interpolate(target[None, None].float(), size=size, mode="area")[0, 0]
+
+
+def lowest_loss_index(candidates: torch.Tensor, target: torch.Tensor, weights: LossWeights) -> int:
+    """Which of a frame's decoder outputs ``[M, h, w]`` the mask losses read for its ``[S, S]``
+    target: the one with the lowest weighted focal + dice at the decoder's resolution (SAM 2's
+    training rule for multimask outputs; 0 when ``M`` is 1)."""
+    if candidates.shape[0] == 1:
+        return 0
+    with torch.no_grad():
+        soft = _target_at(target, candidates.shape[-2:])[None]
+        losses = [weights.focal * sigmoid_focal_loss(c[None].float(), soft) + weights.dice * dice_loss(c[None].float(), soft)
+                  for c in candidates]
+    return int(torch.stack(losses).argmin())
+
+
+def iou_head_loss(candidates: Sequence[torch.Tensor], predicted_ious: Sequence[torch.Tensor], targets: torch.Tensor) -> torch.Tensor:
+    """Mean L1 between the predicted and the true IoU of every decoder output, over the frames
+    whose target is present (scalar; 0 when none is), as SAM 2 supervises its IoU head.
+
+    ``candidates[t]``: frame ``t``'s ``[M, h, w]`` logits; ``predicted_ious[t]``: its ``[M]``
+    IoU-head outputs (after the sigmoid); ``targets``: ``[T, S, S]`` in {0, 1}.
+    """
+    terms = []
+    for masks, predicted, target in zip(candidates, predicted_ious, targets):
+        truth = _target_at(target, masks.shape[-2:]) > 0.5
+        if not truth.any():
+            continue
+        with torch.no_grad():
+            pred = masks > 0
+            inter = (pred & truth).flatten(1).sum(1).float()
+            union = (pred | truth).flatten(1).sum(1).float().clamp(min=1)
+        terms.append((predicted.float() - inter / union).abs().mean())
+    if not terms:
+        return targets.new_zeros((), dtype=torch.float32)
+    return torch.stack(terms).mean()
+
+
 def num_valid_frames(targets: Sequence[torch.Tensor]) -> torch.Tensor:
     """Frames whose target is not empty, over all videos of a batch (float scalar, not clamped)."""
     return sum(t.flatten(1).any(dim=1).sum() for t in targets).float()
@@ -171,4 +225,11 @@ def referring_loss(
             raise ValueError("LossWeights.prior > 0 needs ClipPrediction.prior_logits")
         prior = sum(mask_prior_loss(p.prior_logits, y) for p, y in zip(predictions, targets)) / n
         total = total + weights.prior * prior
-    return LossOutput(total=total, focal=focal, dice=dice, sim=sim, object_score=object_score, prior=prior)
+    mask_choice = total.new_zeros(())
+    if weights.mask_choice > 0:
+        if any(p.mask_candidates is None or p.predicted_ious is None for p in predictions):
+            raise ValueError("LossWeights.mask_choice > 0 needs ClipPrediction.mask_candidates and predicted_ious")
+        mask_choice = torch.stack([iou_head_loss(p.mask_candidates, p.predicted_ious, y) for p, y in zip(predictions, targets)]).mean()
+        total = total + weights.mask_choice * mask_choice
+    return LossOutput(total=total, focal=focal, dice=dice, sim=sim, object_score=object_score, prior=prior,
+                      mask_choice=mask_choice)

@@ -99,7 +99,7 @@ class ReferringObjective(Objective):
                     notes.append(f"SAM 2 starts untrained: {name.replace('_', '-')} loss weight 1 "
                                  f"(--{flag.replace('_', '-')} 0 for the authors' recipe)")
             weights[name] = weight
-        self.loss_weights = LossWeights(**weights)
+        self.loss_weights = LossWeights(**weights, mask_choice=config.mask_choice_loss)
         self.clicks = ClickTraining(config.click_probability, config.clicks_per_frame)
         if self.clicks.enabled:
             notes.append(f"simulated clicks: {self.clicks.clicks} on one frame of {self.clicks.probability:.0%} of the clips "
@@ -110,7 +110,7 @@ class ReferringObjective(Objective):
         return OptimizerSettings(
             lr=config.base_lr, lr_fusion=config.lr_fusion, weight_decay=config.weight_decay,
             grad_clip=config.grad_clip, authors_lr_groups=config.authors_lr_groups,
-            train_image_encoder=config.train_image_encoder,
+            train_image_encoder=config.train_image_encoder, train_scope=config.train_scope,
         )
 
     def build_optimizer(self, model: MPGSAM2, config: TrainConfig) -> torch.optim.Optimizer:

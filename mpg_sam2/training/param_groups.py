@@ -31,6 +31,7 @@ __all__ = [
     "OptimizerSettings",
     "PAPER_FUSION_PREFIXES",
     "STAGE_LEARNING_RATES",
+    "TRAIN_SCOPES",
     "build_optimizer",
     "parameter_groups",
 ]
@@ -45,6 +46,10 @@ AUTHORS_FUSION_PREFIXES = (
     "sam2.sam_mask_decoder.aggregator.global_token_fusion.",  # mmfusion_module
     "sam2.sam_mask_decoder.aggregator.historical_token_fusion.",  # objfusion_module
 )
+# What trains besides the frozen parts: everything (the paper), or SAM 2's prompt encoder and
+# mask decoder without the aggregator (a click stage that keeps how the model reads the sentence).
+TRAIN_SCOPES = ("all", "decoder")
+DECODER_SCOPE_PREFIXES = ("sam2.sam_prompt_encoder.", "sam2.sam_mask_decoder.")
 # Base learning rate per stage (paper §4.2; the authors' launch scripts pass the same).
 STAGE_LEARNING_RATES = {"pretrain": 1e-5, "finetune": 2e-6}
 
@@ -60,6 +65,7 @@ class OptimizerSettings:
     # Not the paper's recipe: for a model trained from scratch, whose image encoder would
     # otherwise stay frozen at its random initialisation. It then trains at the base rate.
     train_image_encoder: bool = False
+    train_scope: str = "all"  # one of TRAIN_SCOPES
 
 
 def _starts(name: str, prefixes: Iterable[str]) -> bool:
@@ -71,7 +77,8 @@ def parameter_groups(model: nn.Module, settings: OptimizerSettings) -> list[dict
 
     Each group carries ``name`` and ``param_names`` (for logging and tests). Parameters under
     :data:`FROZEN_PREFIXES` are set to ``requires_grad=False`` here, so a model whose encoder
-    was unfrozen by accident cannot train it (``train_image_encoder`` makes them trainable).
+    was unfrozen by accident cannot train it (``train_image_encoder`` makes them trainable); with
+    ``train_scope="decoder"`` so is everything outside the prompt encoder and mask decoder.
     """
     fusion_prefixes = AUTHORS_FUSION_PREFIXES if settings.authors_lr_groups else PAPER_FUSION_PREFIXES
     groups: dict[str, tuple[list[str], list[nn.Parameter]]] = {"base": ([], []), "fusion": ([], [])}
@@ -80,6 +87,8 @@ def parameter_groups(model: nn.Module, settings: OptimizerSettings) -> list[dict
             param.requires_grad_(settings.train_image_encoder)
             if not settings.train_image_encoder:
                 continue
+        if settings.train_scope == "decoder" and (not _starts(name, DECODER_SCOPE_PREFIXES) or _starts(name, PAPER_FUSION_PREFIXES)):
+            param.requires_grad_(False)  # no backward through BEiT-3 and the prior at all
         if not param.requires_grad:
             continue
         names, params = groups["fusion" if _starts(name, fusion_prefixes) else "base"]

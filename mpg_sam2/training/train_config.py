@@ -12,7 +12,7 @@ from typing import Any
 
 from mpg_sam2.config import MPGSAM2Config
 from mpg_sam2.training.datasets import DATASETS
-from mpg_sam2.training.param_groups import STAGE_LEARNING_RATES
+from mpg_sam2.training.param_groups import STAGE_LEARNING_RATES, TRAIN_SCOPES
 
 __all__ = ["TrainConfig"]
 
@@ -44,6 +44,12 @@ class TrainConfig:
     # frame and the clicks on it. 0: the authors' training, which has no points.
     click_probability: float = 0.0
     clicks_per_frame: int = 1
+    # Weight of the IoU head's loss, with the mask losses on each frame's lowest-loss output
+    # (LossWeights.mask_choice). 0: the authors' training, whose IoU head comes trained from SAM 2.
+    mask_choice_loss: float = 0.0
+    # "all" (the paper) or "decoder": only SAM 2's prompt encoder and mask decoder (less the
+    # aggregator) train, e.g. a click stage that should leave the grounding as it is.
+    train_scope: str = "all"
     augment: bool = True
     resume: Path | None = None
     init_from: Path | None = None  # model weights of a checkpoint directory (e.g. pre-training)
@@ -79,6 +85,10 @@ class TrainConfig:
             raise ValueError(f"--click-probability must be in [0, 1], got {self.click_probability}")
         if self.clicks_per_frame < 1:
             raise ValueError(f"--clicks-per-frame must be at least 1, got {self.clicks_per_frame}")
+        if self.mask_choice_loss < 0:
+            raise ValueError(f"--mask-choice-loss must be at least 0, got {self.mask_choice_loss}")
+        if self.train_scope not in TRAIN_SCOPES:
+            raise ValueError(f"--train-scope must be one of {TRAIN_SCOPES}, got {self.train_scope!r}")
         if self.precision not in ("auto", "fp32", "bf16"):
             raise ValueError(f"--precision must be auto, fp32 or bf16, got {self.precision!r}")
 
