@@ -90,6 +90,13 @@ class MaskPriorConfig:
     # dense prompt instead of the prior. The generator still runs, because its global
     # context feeds the aggregator.
     dense_prompt: bool = True
+    # Not in the paper: on a frame with clicks, each click also sets a disk of this radius (in
+    # cells of the prior's g x g grid) in that frame's prior, to 1 under a positive click and
+    # to 0 under a negative one, later clicks over earlier ones. For models whose SAM 2 decoder
+    # never learned points: one trained from random weights on captions alone (the bundled
+    # model) ignores the point tokens, but follows its dense prompt. 0 (the release presets):
+    # clicks are SAM 2's sparse points only, as in SAM 2.
+    click_radius: float = 0.0
 
 
 @dataclass(frozen=True)

@@ -342,3 +342,46 @@ def test_fps_is_kept_as_given_without_timestamps(model, tokenizer, frames):
     assert segment_video(frames[:3], TEXTS[:1], model, tokenizer, fps=25.0).fps == 25.0
     stamps = [0.0, 0.04, 0.08]
     assert segment_video(frames[:3], TEXTS[:1], model, tokenizer, timestamps_s=stamps).fps == pytest.approx(25.0)
+
+
+def test_paint_prior_sets_disks_in_click_order():
+    prior = torch.full((1, 1, 8, 8), 0.5)
+    # SAM 2 input of 64 px: 8 px per cell; (36, 20) is the centre of cell (row 2, column 4).
+    clicks = PointPrompt(torch.tensor([[[36.0, 20.0], [44.0, 20.0], [4.0, 60.0]]]), torch.tensor([[1, 0, -1]], dtype=torch.int32))
+    painted = clicks.paint_prior(prior, sam_size=64, radius=1.0)
+    want = prior.clone()
+    for row, col in ((1, 4), (2, 3), (2, 4), (3, 4)):
+        want[0, 0, row, col] = 1.0  # the positive click's disk, less the cells the later negative one takes
+    for row, col in ((1, 5), (2, 5), (3, 5), (2, 6), (2, 4)):
+        want[0, 0, row, col] = 0.0  # the negative click comes later: it wins on cell (2, 4)
+    torch.testing.assert_close(painted, want, rtol=0, atol=0)
+    assert torch.equal(prior, torch.full((1, 1, 8, 8), 0.5)), "the prior itself is left as it was"
+    # Radius 0: only the cells whose centre is clicked; the padding label (-1) paints nothing.
+    small = clicks.paint_prior(prior, sam_size=64, radius=0.0)
+    assert small[0, 0, 2, 4] == 1.0 and small[0, 0, 2, 5] == 0.0 and (small != 0.5).sum() == 2
+
+
+def test_click_radius_paints_the_clicked_frame_prior_only(tracked, model):
+    """With MaskPriorConfig.click_radius > 0 a click also sets the clicked frame's dense prompt;
+    with 0 (the release presets) the decoder sees the prior as it is."""
+    captured = []
+    encoder = model.sam2.sam_prompt_encoder
+    hook = encoder.register_forward_hook(lambda m, args, kwargs, out: captured.append(kwargs["masks"].clone()), with_kwargs=True)
+    try:
+        results = {}
+        for radius in (0.0, 2.0):
+            model.sam2.click_prior_radius = radius
+            tracker, features = tracked()
+            captured.clear()
+            with torch.no_grad():
+                results[radius] = list(repropagate(tracker, clicks_at(2, (128, 128, 1)), features))
+            results[radius, "dense"] = captured[0]
+    finally:
+        hook.remove()
+        model.sam2.click_prior_radius = 0.0
+    plain, painted = results[0.0, "dense"], results[2.0, "dense"]
+    size = plain.shape[-1]
+    centre = painted[0, 0, size // 2 - 2 : size // 2 + 2, size // 2 - 2 : size // 2 + 2]
+    assert torch.allclose(centre, torch.ones_like(centre)) and not torch.allclose(plain, painted)
+    assert torch.allclose(painted[0, 0, :2, :2], plain[0, 0, :2, :2])  # far from the click: untouched
+    assert not torch.equal(results[0.0][0].heads.lowres_logits, results[2.0][0].heads.lowres_logits)

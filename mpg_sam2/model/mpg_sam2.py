@@ -44,6 +44,7 @@ class MPGSAM2(nn.Module):
             aggregator_config=config.aggregator,
             global_grid_size=grid,
             dense_mask_prompt=config.mask_prior.dense_prompt,
+            click_prior_radius=config.mask_prior.click_radius,
         )
         if self.sam2.hidden_dim != dim:
             raise ValueError(

@@ -41,6 +41,26 @@ class PointPrompt:
     def num_points(self) -> int:
         return self.labels.shape[1]
 
+    def paint_prior(self, prior: torch.Tensor, sam_size: int, radius: float) -> torch.Tensor:
+        """``prior`` ``[B, 1, g, g]`` (probabilities) with a disk of ``radius`` cells around each
+        click set to 1 (positive) or 0 (negative), in click order; padding labels are skipped.
+
+        A click at SAM 2 input pixel ``x`` lies at ``x / S * g - 0.5`` in cell-centre units.
+        """
+        grid = prior.shape[-1]
+        centres = torch.arange(grid, device=prior.device, dtype=torch.float32)
+        cells = self.coords.to(prior.device, torch.float32) / sam_size * grid - 0.5  # [B, P, 2]
+        dx = centres[None, None, None, :] - cells[..., 0, None, None]  # [B, P, 1, g]
+        dy = centres[None, None, :, None] - cells[..., 1, None, None]  # [B, P, g, 1]
+        inside = dx**2 + dy**2 <= radius**2  # [B, P, g, g]
+        labels = self.labels.to(prior.device)
+        painted = prior.clone()
+        for p in range(self.num_points):  # later clicks over earlier ones
+            for label, value in ((1, 1.0), (0, 0.0)):
+                where = inside[:, p] & (labels[:, p] == label)[:, None, None]  # [B, g, g]
+                painted[:, 0] = torch.where(where, torch.full_like(painted[:, 0], value), painted[:, 0])
+        return painted
+
     @classmethod
     def from_points(
         cls,
@@ -92,6 +112,8 @@ class PromptedSAM2(SAM2Base):
         aggregator_config: widths of the global-historical aggregator.
         dense_mask_prompt: False feeds SAM 2's "no mask" embedding instead of the mask prior
           (the paper's "w/o MPG" ablation).
+        click_prior_radius: clicks also paint disks of this radius (prior cells) into their
+          frame's prior (:meth:`PointPrompt.paint_prior`); 0: they do not (SAM 2, the paper).
         global_grid_size: side ``g`` of each frame's global-context grid (BEiT-3's patch grid).
         **sam2_kwargs: everything ``SAM2Base`` takes (from the SAM 2 YAML file).
     """
@@ -102,12 +124,14 @@ class PromptedSAM2(SAM2Base):
         aggregator_config: AggregatorConfig,
         global_grid_size: int,
         dense_mask_prompt: bool = True,
+        click_prior_radius: float = 0.0,
         **sam2_kwargs: Any,
     ) -> None:
         # _build_sam_heads runs inside SAM2Base.__init__ and needs these two.
         self._aggregator_config = aggregator_config
         self._global_grid_size = global_grid_size
         super().__init__(**sam2_kwargs)
+        self.click_prior_radius = float(click_prior_radius)
         self.dense_mask_prompt = dense_mask_prompt
         _refuse_unsupported_options(self)
         self.memory_attention.register_forward_pre_hook(_memory_in_compute_dtype, with_kwargs=True)
@@ -165,8 +189,11 @@ class PromptedSAM2(SAM2Base):
         # downscaler at the mask-input size; it is never used as the output mask.
         mask_input = None
         if self.dense_mask_prompt:
+            prior = prompts.mask_prior
+            if prompts.points is not None and self.click_prior_radius > 0:
+                prior = prompts.points.paint_prior(prior, self.image_size, self.click_prior_radius)
             mask_input = F.interpolate(
-                prompts.mask_prior.float(),
+                prior.float(),
                 size=self.sam_prompt_encoder.mask_input_size,
                 mode="bilinear",
                 align_corners=False,
@@ -299,6 +326,7 @@ def build_prompted_sam2(
     aggregator_config: AggregatorConfig,
     global_grid_size: int,
     dense_mask_prompt: bool = True,
+    click_prior_radius: float = 0.0,
 ) -> PromptedSAM2:
     """Build :class:`PromptedSAM2` from one of the ``sam2`` package's SAM 2.0 YAML files.
 
@@ -333,6 +361,7 @@ def build_prompted_sam2(
         aggregator_config=aggregator_config,
         global_grid_size=global_grid_size,
         dense_mask_prompt=dense_mask_prompt,
+        click_prior_radius=click_prior_radius,
         **parts,
         **options,
     )
