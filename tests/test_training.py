@@ -307,7 +307,7 @@ def test_cli_trains_resumes_identically_and_writes_a_loadable_checkpoint(synthet
     common = ["train", "--data", str(synthetic_root), "--dataset", "synthetic", "--frames", "2", "--steps", "3",
               "--lr", "1e-4", "--object-score-loss", "1", "--prior-loss", "1", "--threads", "1", "--seed", "5",
               "--click-probability", "1", "--clicks-per-frame", "2",  # the resumed run clicks where the first did
-              "--mask-choice-loss", "1"]
+              "--mask-choice-loss", "1", "--click-radius", "1.5"]
     out = tmp_path / "run"
     assert main([*common, "--init-from", str(init), "--out", str(out), "--save-every", "2",
                  "--val-every", "3", "--val-expressions", "1"]) == 0
@@ -328,7 +328,9 @@ def test_cli_trains_resumes_identically_and_writes_a_loadable_checkpoint(synthet
         assert again[3][name] == log[3][name], name
 
     pretrained = load_pretrained(out / "step-000003")
-    assert pretrained.tokenizer is not None and pretrained.model.config == CONFIG
+    painting = dataclasses.replace(CONFIG, mask_prior=dataclasses.replace(CONFIG.mask_prior, click_radius=1.5))
+    assert pretrained.tokenizer is not None and pretrained.model.config == painting
+    assert pretrained.model.sam2.click_prior_radius == 1.5
     video = load_synthetic(synthetic_root, "valid").videos[0]
     frames = np.stack([video.read_frame(i) for i in range(len(video.frame_paths))])
     result = segment_video(frames, [video.expressions[0].expression], pretrained.model, pretrained.tokenizer)
@@ -656,5 +658,7 @@ def test_decoder_scope_trains_only_the_prompt_encoder_and_mask_decoder():
     assert model.sam2.sam_mask_decoder.output_upscaling[0].weight.grad.abs().sum() > 0
     with pytest.raises(ValueError, match="--train-scope"):
         TrainConfig(data=".", out=".", train_scope="beit3")
+    with pytest.raises(ValueError, match="--click-radius"):
+        TrainConfig(data=".", out=".", click_radius=-0.5)
     with pytest.raises(ValueError, match="--mask-choice-loss"):
         TrainConfig(data=".", out=".", mask_choice_loss=-1)

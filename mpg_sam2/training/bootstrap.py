@@ -6,13 +6,15 @@ order of precedence:
 * tokenizer: ``--tokenizer``, else the files of the resumed or ``--init-from`` checkpoint, else
   (synthetic data only) a small sentencepiece tokenizer trained into ``OUT/tokenizer``;
 * configuration: the resumed checkpoint's, else the ``--init-from`` checkpoint's, else
-  ``model_config`` (Python API) or the preset; the ablation switches are applied on top;
+  ``model_config`` (Python API) or the preset; the ablation switches and ``--click-radius`` are
+  applied on top;
 * weights: the resumed checkpoint (loaded later with the optimizer state), else the
   ``--init-from`` checkpoint, else the seed's random initialisation with the official SAM 2 /
   BEiT-3 files (``--init-sam2``, ``--init-beit3``) loaded over it.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -103,7 +105,11 @@ def _model_config(config: TrainConfig, resume_dir: Path | None) -> tuple[MPGSAM2
     else:
         model_config = config.model_config or get_preset(config.preset)
     # A resumed ablation keeps its switches (they are in its config.json) even without the flags.
-    return with_ablations(model_config, config.no_mask_prior, config.no_aggregator), init_state
+    model_config = with_ablations(model_config, config.no_mask_prior, config.no_aggregator)
+    if config.click_radius is not None:
+        model_config = dataclasses.replace(
+            model_config, mask_prior=dataclasses.replace(model_config.mask_prior, click_radius=config.click_radius))
+    return model_config, init_state
 
 
 def _initialise(model: MPGSAM2, config: TrainConfig, init_state: dict[str, torch.Tensor] | None,

@@ -73,6 +73,9 @@ def add_train_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser
     optim.add_argument("--mask-choice-loss", type=float, default=0.0,
                        help="weight of an L1 loss on SAM 2's IoU head, the mask losses reading each frame's lowest-loss "
                             "output (SAM 2's training; default 0: the authors' recipe)")
+    optim.add_argument("--click-radius", type=float,
+                       help="clicks also paint disks of this radius (mask-prior cells) into their frame's prior "
+                            "(MaskPriorConfig.click_radius; default: the starting model's, 0 for every preset)")
     optim.add_argument("--train-scope", default="all", choices=["all", "decoder"],
                        help="decoder: only SAM 2's prompt encoder and mask decoder train (not the aggregator); default all")
     optim.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"], help="auto: bf16 on CUDA")
@@ -104,7 +107,7 @@ def run_train(args: argparse.Namespace) -> int:
         authors_lr_groups=args.authors_lr_groups,
         train_image_encoder=args.train_image_encoder, object_score_loss=args.object_score_loss,
         prior_loss=args.prior_loss, click_probability=args.click_probability, clicks_per_frame=args.clicks_per_frame,
-        mask_choice_loss=args.mask_choice_loss, train_scope=args.train_scope,
+        mask_choice_loss=args.mask_choice_loss, train_scope=args.train_scope, click_radius=args.click_radius,
         augment=not args.no_augment, resume=args.resume, init_from=args.init_from, init_sam2=args.init_sam2,
         init_beit3=args.init_beit3, tokenizer=args.tokenizer, no_mask_prior=args.no_mask_prior,
         no_aggregator=args.no_aggregator, val_every=args.val_every, val_expressions=args.val_expressions,

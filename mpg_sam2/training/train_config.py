@@ -47,6 +47,9 @@ class TrainConfig:
     # Weight of the IoU head's loss, with the mask losses on each frame's lowest-loss output
     # (LossWeights.mask_choice). 0: the authors' training, whose IoU head comes trained from SAM 2.
     mask_choice_loss: float = 0.0
+    # Sets the model's MaskPriorConfig.click_radius (clicks paint their frame's prior); None:
+    # the starting configuration's (0 for every preset: clicks are SAM 2's points only).
+    click_radius: float | None = None
     # "all" (the paper) or "decoder": only SAM 2's prompt encoder and mask decoder (less the
     # aggregator) train, e.g. a click stage that should leave the grounding as it is.
     train_scope: str = "all"
@@ -87,6 +90,8 @@ class TrainConfig:
             raise ValueError(f"--clicks-per-frame must be at least 1, got {self.clicks_per_frame}")
         if self.mask_choice_loss < 0:
             raise ValueError(f"--mask-choice-loss must be at least 0, got {self.mask_choice_loss}")
+        if self.click_radius is not None and self.click_radius < 0:
+            raise ValueError(f"--click-radius must be at least 0, got {self.click_radius}")
         if self.train_scope not in TRAIN_SCOPES:
             raise ValueError(f"--train-scope must be one of {TRAIN_SCOPES}, got {self.train_scope!r}")
         if self.precision not in ("auto", "fp32", "bf16"):
