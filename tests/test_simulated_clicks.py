@@ -177,6 +177,33 @@ def test_report_with_clicks(reports):
     table = format_click_table(report.after_clicks, "test")
     assert "| test | count | 0 clicks | 1 click | 2 clicks |" in table and "| overall |" in table
     assert "clicks" not in plain.to_json()
+    # The gain after k clicks is the mean paired difference per row, with its bootstrap interval.
+    assert len(report.gains) == 2 and all(set(g) == set(plain.by_type) for g in report.gains)
+    for k, rows in enumerate(report.gains, start=1):
+        overall = rows["overall"]
+        assert overall.count == 4
+        assert overall.mean == pytest.approx(report.after_clicks[k]["overall"].jf - report.after_clicks[0]["overall"].jf)
+        assert overall.low <= overall.mean <= overall.high
+    assert payload["clicks"]["gains"][0]["overall"]["mean"] == report.gains[0]["overall"].mean
+    with_gains = format_click_table(report.after_clicks, "test", report.gains)
+    assert f"| overall | 4 | {report.gains[0]['overall']} | {report.gains[1]['overall']} |" in with_gains
+
+
+def test_paired_bootstrap_interval():
+    from mpg_sam2.evaluation.paired_bootstrap import paired_bootstrap
+
+    rng = np.random.default_rng(0)
+    before = rng.uniform(0, 1, 400)
+    shifted = paired_bootstrap(before + 0.05 + rng.normal(0, 0.1, 400), before)
+    assert shifted.mean == pytest.approx(0.05, abs=0.015) and 0 < shifted.low < shifted.mean < shifted.high < 0.1
+    # The interval is about 1.96 standard errors each side (0.1 / sqrt(400) = 0.005).
+    assert shifted.high - shifted.low == pytest.approx(2 * 1.96 * 0.005, rel=0.15)
+    noise = paired_bootstrap(before + rng.normal(0, 0.1, 400), before)
+    assert noise.low < 0 < noise.high
+    assert paired_bootstrap([1.0, 0.5], [0.5, 0.5]) == paired_bootstrap([1.0, 0.5], [0.5, 0.5])  # seeded
+    assert str(paired_bootstrap([0.5, 0.5], [0.25, 0.25])) == "+0.250 [+0.250, +0.250]"
+    with pytest.raises(ValueError, match="equally long"):
+        paired_bootstrap([1.0], [1.0, 2.0])
 
 
 def test_clicks_work_on_a_correctable_run(model_and_tokenizer):

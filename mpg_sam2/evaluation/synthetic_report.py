@@ -32,12 +32,13 @@ from mpg_sam2.evaluation.grounding import (
     read_label_maps,
     summarize_grounding,
 )
+from mpg_sam2.evaluation.paired_bootstrap import PairedDifference, paired_bootstrap
 from mpg_sam2.evaluation.simulated_clicks import ClickedExpression
 from mpg_sam2.model.mpg_sam2 import MPGSAM2
 from mpg_sam2.pipeline.segmentation import ExpressionSegmentation
 from mpg_sam2.tokenizer import ReferringTokenizer
 
-__all__ = ["SyntheticReport", "chance_level", "evaluate_synthetic", "format_click_table", "format_table", "main"]
+__all__ = ["SyntheticReport", "chance_level", "click_gains", "evaluate_synthetic", "format_click_table", "format_table", "main"]
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,9 @@ class SyntheticReport:
     # clicked[i] is expressions[i] after 0..N clicks and the clicks made.
     after_clicks: list[dict[str, MeanScores]] | None = None
     clicked: list[ClickedExpression] | None = None
+    # With clicks: gains[k - 1] is, per row of by_type, J&F after k clicks minus J&F without,
+    # with its paired bootstrap interval over the row's expressions.
+    gains: list[dict[str, PairedDifference]] | None = None
 
     def to_json(self) -> dict:
         out = {
@@ -65,6 +69,7 @@ class SyntheticReport:
         if self.after_clicks is not None and self.clicked is not None:
             out["clicks"] = {
                 "after": [_scores_json(by_type) for by_type in self.after_clicks],
+                "gains": [{name: asdict(g) for name, g in rows.items()} for rows in self.gains or []],
                 "expressions": [
                     {"video_id": c.scores[0].video_id, "expression_id": c.scores[0].expression_id,
                      "J&F": [s.jf for s in c.scores], "clicks": [asdict(click) for click in c.clicks]}
@@ -115,7 +120,7 @@ def evaluate_synthetic(
         choices.append(grounding_score(sample, result, labels_of[sample.video_id]))
 
     on_result = choose if diagnose else None
-    clicked = after_clicks = None
+    clicked = after_clicks = gains = None
     if clicks:
         clicked = score_expressions_with_clicks(
             model, tokenizer, dataset, clicks, max_expressions, precision, progress=say if progress else None,
@@ -123,6 +128,7 @@ def evaluate_synthetic(
         )
         scores = [c.scores[0] for c in clicked]
         after_clicks = [summarize_by_group([c.scores[k] for c in clicked], types) for k in range(clicks + 1)]
+        gains = click_gains(clicked, types)
     else:
         scores = score_expressions(
             model, tokenizer, dataset, max_expressions, precision, progress=say if progress else None, on_result=on_result
@@ -133,8 +139,21 @@ def evaluate_synthetic(
         groups = {key: [kind] + ([f"{kind}, phrase needed"] if needed.get(key) else []) for key, kind in types.items()}
         grounding = summarize_grounding(choices, {(s.video_id, s.expression_id): s.jf for s in scores}, groups)
     return SyntheticReport(
-        split, summarize_by_group(scores, types), scores, time.perf_counter() - start, grounding, after_clicks, clicked
+        split, summarize_by_group(scores, types), scores, time.perf_counter() - start, grounding, after_clicks, clicked, gains
     )
+
+
+def click_gains(clicked: list[ClickedExpression], types: dict[tuple[str, str], str]) -> list[dict[str, PairedDifference]]:
+    """Per number of clicks k >= 1: ``{"overall": ..., type: ...}``, the J&F gain over no
+    clicks with its paired bootstrap interval (:mod:`.paired_bootstrap`)."""
+    rows: dict[str, list[ClickedExpression]] = {"overall": list(clicked)}
+    for c in clicked:
+        rows.setdefault(types[(c.scores[0].video_id, c.scores[0].expression_id)], []).append(c)
+    names = ["overall", *sorted(n for n in rows if n != "overall")]
+    return [
+        {name: paired_bootstrap([c.scores[k].jf for c in rows[name]], [c.scores[0].jf for c in rows[name]]) for name in names}
+        for k in range(1, len(clicked[0].scores))
+    ] if clicked else []
 
 
 def chance_level(root: str | Path, split: str = "test") -> dict[str, MeanScores]:
@@ -172,12 +191,20 @@ def format_table(rows: dict[str, MeanScores], title: str = "expressions") -> str
     return "\n".join(lines)
 
 
-def format_click_table(after_clicks: list[dict[str, MeanScores]], title: str = "expressions") -> str:
-    """J&F per row after 0, 1, ..., N clicks (``after_clicks[k]``: the rows after k clicks)."""
+def format_click_table(
+    after_clicks: list[dict[str, MeanScores]], title: str = "expressions", gains: list[dict[str, PairedDifference]] | None = None
+) -> str:
+    """J&F per row after 0, 1, ..., N clicks (``after_clicks[k]``: the rows after k clicks); with
+    ``gains``, a second table of the gain after k clicks and its 95% paired bootstrap interval."""
     heads = [f"{k} click{'' if k == 1 else 's'}" for k in range(len(after_clicks))]
     lines = [f"| {title} | count | " + " | ".join(heads) + " |", "|---|---|" + "---|" * len(heads)]
     for name, first in after_clicks[0].items():
         lines.append(f"| {name} | {first.count} | " + " | ".join(f"{rows[name].jf:.3f}" for rows in after_clicks) + " |")
+    if gains:
+        lines += ["", "| gain over no clicks [95% paired bootstrap] | count | " + " | ".join(heads[1:]) + " |",
+                  "|---|---|" + "---|" * len(gains)]
+        for name, first in after_clicks[0].items():
+            lines.append(f"| {name} | {first.count} | " + " | ".join(str(rows[name]) for rows in gains) + " |")
     return "\n".join(lines)
 
 
@@ -224,7 +251,7 @@ def main(argv: list[str] | None = None) -> int:
         print(format_grounding_table(report.grounding, f"{args.split} split, object choice"))
     if report.after_clicks is not None:
         print()
-        print(format_click_table(report.after_clicks, f"{args.split} split, J&F after clicks"))
+        print(format_click_table(report.after_clicks, f"{args.split} split, J&F after clicks", report.gains))
     print(f"({report.seconds:.0f} s)")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
