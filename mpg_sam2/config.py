@@ -127,6 +127,10 @@ class MPGSAM2Config:
     bos_token_id: int = 0
     eos_token_id: int = 2
 
+    def with_click_radius(self, radius: float) -> "MPGSAM2Config":
+        """This configuration with ``mask_prior.click_radius`` set (see :class:`MaskPriorConfig`)."""
+        return dataclasses.replace(self, mask_prior=dataclasses.replace(self.mask_prior, click_radius=radius))
+
     def to_dict(self) -> dict[str, Any]:
         return {"model_type": "mpg_sam2", **dataclasses.asdict(self)}
 

@@ -43,6 +43,8 @@ def test_offline_model_end_to_end_at_toy_scale(toy_scale, tmp_path, monkeypatch)
 
     loaded = load_pretrained(out)
     assert loaded.tokenizer is not None and ablation_name(loaded.model.config) == "MPG+HGA"
+    # The bundle's clicks paint its prior (its decoder never learned points).
+    assert loaded.model.config.mask_prior.click_radius == offline_recipe.CLICK_RADIUS > 0
     assert (out / "model.safetensors").stat().st_size <= 25 * 2**20
     assert not (out / "training_state.pt").exists()
     # Every run starts from the warm-up checkpoint.
@@ -73,9 +75,15 @@ def test_offline_model_end_to_end_at_toy_scale(toy_scale, tmp_path, monkeypatch)
         assert torch.equal(value, tuned[name]), name
     assert f"step {evaluation['selected_step']} is the checkpoint with the best J&F on the validation split" in card
     assert evaluation["click_stage"]["steps"] == 1 and "click fine-tuning from step" in card
-    assert set(evaluation["test_clicks"]) == {"0", "1", "2", "3"} and "## Correcting with clicks" in card
-    for clicks, rows in evaluation["test_clicks"].items():
-        assert f"| {clicks} | " + " | ".join(f"{rows[t]['J&F']:.3f}" for t in rows if t in evaluation["test_random_object"]) in card
+    assert set(evaluation["test_clicks"]["after"]) == {"0", "1", "2", "3"} and "## Correcting with clicks" in card
+    assert evaluation["click_radius"] == offline_recipe.CLICK_RADIUS and "`mask_prior.click_radius`" in card
+    types = [t for t in evaluation["test_clicks"]["after"]["0"] if t in evaluation["test_random_object"]]
+    for clicks, rows in evaluation["test_clicks"]["after"].items():
+        assert f"| {clicks} | " + " | ".join(f"{rows[t]['J&F']:.3f}" for t in types) + " |" in card
+    for n, rows in enumerate(evaluation["test_clicks"]["gains"], start=1):
+        assert rows["overall"]["mean"] == pytest.approx(
+            evaluation["test_clicks"]["after"][str(n)]["overall"]["J&F"] - evaluation["test_clicks"]["after"]["0"]["overall"]["J&F"])
+        assert f"| gain after {n} | {rows['overall']['mean']:+.3f} [{rows['overall']['low']:+.3f}, " in card
     assert evaluation["steps"] == 2 and evaluation["regression_set"]["expressions"] == report.regression.count
     for name, row in evaluation["test"].items():
         assert f"| {name} | {row['expressions']} | {row['J']:.3f} | {row['F']:.3f} | {row['J&F']:.3f} |" in card
@@ -170,6 +178,22 @@ def test_model_card_states_the_evaluated_numbers(evaluation):
     assert f"J&F {evaluation['regression_set']['J&F']:.3f}" in card
     assert set(evaluation["ablations"]) == set(offline_recipe.ABLATIONS)
     assert "python -m mpg_sam2.training.offline_model" in card
+
+
+def test_bundled_clicks_paint_the_prior_and_the_card_and_readme_state_their_effect(evaluation):
+    from mpg_sam2.checkpoint.pretrained import load_pretrained
+
+    radius = load_pretrained(BUNDLED_MODEL, load_tokenizer_files=False).model.sam2.click_prior_radius
+    assert radius == evaluation["click_radius"] == offline_recipe.CLICK_RADIUS > 0
+    card = (BUNDLED_MODEL / "README.md").read_text(encoding="utf-8")
+    after, gains = evaluation["test_clicks"]["after"], evaluation["test_clicks"]["gains"]
+    types = ["overall", "appearance", "motion", "relation", "time"]
+    for n, rows in after.items():
+        assert f"| {n} | " + " | ".join(f"{rows[t]['J&F']:.3f}" for t in types) + " |" in card
+    assert len(gains) == offline_recipe.EVALUATION_CLICKS
+    overall = [after[str(n)]["overall"]["J&F"] for n in range(offline_recipe.EVALUATION_CLICKS + 1)]
+    readme = " ".join((BUNDLED_MODEL.parents[1] / "README.md").read_text(encoding="utf-8").split())
+    assert f"J&F goes from {overall[0]:.3f} to " + " / ".join(f"{v:.3f}" for v in overall[1:]) in readme
 
 
 def test_app_offers_the_bundled_model_offline(monkeypatch):

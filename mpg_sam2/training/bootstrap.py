@@ -14,7 +14,6 @@ order of precedence:
 """
 from __future__ import annotations
 
-import dataclasses
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -107,8 +106,7 @@ def _model_config(config: TrainConfig, resume_dir: Path | None) -> tuple[MPGSAM2
     # A resumed ablation keeps its switches (they are in its config.json) even without the flags.
     model_config = with_ablations(model_config, config.no_mask_prior, config.no_aggregator)
     if config.click_radius is not None:
-        model_config = dataclasses.replace(
-            model_config, mask_prior=dataclasses.replace(model_config.mask_prior, click_radius=config.click_radius))
+        model_config = model_config.with_click_radius(config.click_radius)
     return model_config, init_state
 
 

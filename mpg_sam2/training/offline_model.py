@@ -16,8 +16,10 @@
    of J&F) goes on to
 3b. with ``--click-steps N`` only: the click fine-tuning
    (:data:`~mpg_sam2.training.offline_recipe.CLICK_STAGE`, simulated corrective clicks) in
-   ``WORK/clicks`` for N steps, whose last checkpoint is then the bundled model, and the card's
-   table of J&F after 0-3 simulated clicks; otherwise the selected checkpoint is the bundle;
+   ``WORK/clicks`` for N steps, whose last checkpoint is then the bundled model (otherwise the
+   selected checkpoint is); the bundle's clicks paint its prior
+   (:data:`~mpg_sam2.training.offline_recipe.CLICK_RADIUS`), and the card has its J&F after 0-3
+   simulated clicks on the test split;
 4. trains the three ablations of the paper's Table 3 (no mask prior as dense prompt, no
    aggregator, neither) from the same checkpoint with the same recipe, seed and
    ``--ablation-steps`` in ``WORK/abl_*``, and scores all four at that step on the test split;
@@ -41,7 +43,7 @@ from pathlib import Path
 from mpg_sam2.checkpoint.evaluation import EVALUATION_FILE
 from mpg_sam2.evaluation.aggregate import MeanScores
 from mpg_sam2.training import offline_recipe as recipe
-from mpg_sam2.training.offline_card import OfflineModelReport, model_card, scores_json
+from mpg_sam2.training.offline_card import ClickScores, OfflineModelReport, model_card, scores_json
 
 __all__ = ["build_offline_model", "main", "regression_dataset"]
 
@@ -174,31 +176,40 @@ def _score(checkpoint: Path, data: Path, name: str, split: str = "test") -> dict
     return rows
 
 
-def _score_clicks(checkpoint: Path, data: Path) -> dict[int, dict[str, MeanScores]]:
-    """The simulated-click protocol on the test split: clicks -> scores by expression type,
-    kept in ``checkpoint/scores_test_clicks.json`` like :func:`_score`."""
+def _painting(checkpoint: Path):
+    """The checkpoint's model and tokenizer, its clicks painting the prior at recipe.CLICK_RADIUS."""
     from mpg_sam2.checkpoint.pretrained import load_pretrained
+    from mpg_sam2.model.mpg_sam2 import MPGSAM2
+
+    pretrained = load_pretrained(checkpoint)
+    model = MPGSAM2(pretrained.model.config.with_click_radius(recipe.CLICK_RADIUS))
+    model.load_state_dict(pretrained.model.state_dict())
+    return model.eval(), pretrained.tokenizer
+
+
+def _score_clicks(checkpoint: Path, data: Path) -> ClickScores:
+    """The simulated-click protocol on the test split, clicks painting the prior at
+    recipe.CLICK_RADIUS: scores by expression type after each number of clicks and the gains
+    over none, kept in ``checkpoint/scores_test_clicks_r<radius>.json`` like :func:`_score`."""
     from mpg_sam2.evaluation.synthetic_report import evaluate_synthetic
 
-    cache = checkpoint / "scores_test_clicks.json"
+    cache = checkpoint / f"scores_test_clicks_r{recipe.CLICK_RADIUS:g}.json"
     if cache.is_file():
-        runs = json.loads(cache.read_text(encoding="utf-8"))
-        return {int(n): {k: MeanScores(v["J"], v["F"], v["J&F"], v["expressions"]) for k, v in rows.items()}
-                for n, rows in runs.items()}
-    pretrained = load_pretrained(checkpoint)
-    report = evaluate_synthetic(pretrained.model, pretrained.tokenizer, data, "test", clicks=recipe.EVALUATION_CLICKS)
-    runs = dict(enumerate(report.after_clicks))
-    cache.write_text(json.dumps({str(n): scores_json(rows) for n, rows in runs.items()}, indent=1) + "\n", encoding="utf-8")
-    return runs
+        return ClickScores.from_json(json.loads(cache.read_text(encoding="utf-8")))
+    model, tokenizer = _painting(checkpoint)
+    report = evaluate_synthetic(model, tokenizer, data, "test", clicks=recipe.EVALUATION_CLICKS)
+    scores = ClickScores(dict(enumerate(report.after_clicks)), report.gains)
+    cache.write_text(json.dumps(scores.to_json(), indent=1) + "\n", encoding="utf-8")
+    return scores
 
 
 def build_offline_model(
     work: Path, out: Path, steps: int, ablation_steps: int | None, command: str, click_steps: int = 0
 ) -> OfflineModelReport:
     """Runs every stage that is not done yet (see the module docstring); returns what the card
-    states. ``click_steps`` > 0 adds the click fine-tuning (stage 3b) and the click table."""
+    states. ``click_steps`` > 0 adds the click fine-tuning (stage 3b)."""
     from mpg_sam2.evaluation.synthetic_report import chance_level
-    from mpg_sam2.checkpoint.pretrained import load_pretrained, save_pretrained
+    from mpg_sam2.checkpoint.pretrained import save_pretrained
     from mpg_sam2.training.checkpointing import checkpoint_name
 
     work = Path(work)
@@ -228,16 +239,17 @@ def build_offline_model(
     regression = _score(final, regression_dataset(work / "regression"), "regression")["overall"]
     warmup_seconds = sum(_logged_seconds(stage) for stage in _stage_folders(work / "prior_warmup"))
     report = OfflineModelReport(steps, selected, validation, warmup_seconds, _logged_seconds(work / "main", steps),
-                                test, chance_level(data), regression, ablation_steps, ablations)
+                                test, chance_level(data), regression, ablation_steps, ablations,
+                                clicks=_score_clicks(final, data))
     if click_steps:
         report = dataclasses.replace(
             report, click_steps=click_steps, click_seconds=_logged_seconds(work / "clicks", click_steps),
             click_validation=_logged_validation(work / "clicks"), before_clicks_test=_score(before_clicks, data, "test"),
-            clicks=_score_clicks(final, data), clicks_before_tuning=_score_clicks(before_clicks, data),
+            clicks_before_tuning=_score_clicks(before_clicks, data),
         )
 
-    pretrained = load_pretrained(final)
-    save_pretrained(pretrained.model, out, pretrained.tokenizer, overwrite=True)
+    model, tokenizer = _painting(final)
+    save_pretrained(model, out, tokenizer, overwrite=True)
     (out / EVALUATION_FILE).write_text(json.dumps(report.to_json(), indent=1) + "\n", encoding="utf-8")
     (out / "README.md").write_text(model_card(report, command), encoding="utf-8")
     return report
@@ -252,7 +264,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-ablations", action="store_true", help="skip the ablation runs and table")
     parser.add_argument("--click-steps", type=int, default=0,
                         help="add the click fine-tuning (recipe.CLICK_STAGE) for this many steps (default 0: none; "
-                             "at 1500 steps it did not make clicks work, see offline_recipe.py)")
+                             "it never beat painting the prior alone, see offline_recipe.py)")
     args = parser.parse_args(argv)
     command = f"python -m mpg_sam2.training.offline_model --steps {args.steps}" + (
         " --no-ablations" if args.no_ablations else f" --ablation-steps {args.ablation_steps}")
