@@ -10,7 +10,7 @@ import torch
 
 from mpg_sam2.model.click_correction import FrameClicks, repropagate
 from mpg_sam2.model.frame_features import FrameFeatureSource
-from mpg_sam2.model.prompted_sam2 import PointPrompt
+from mpg_sam2.model.point_prompt import PointPrompt
 from mpg_sam2.model.video_propagation import ExpressionTracker, propagate
 from mpg_sam2.pipeline.clicks import ClickError, Correction, parse_corrections, read_corrections
 from mpg_sam2.pipeline.segmentation import SegmentationOptions, SegmentationRun, segment_video
@@ -376,10 +376,16 @@ def test_click_radius_paints_the_clicked_frame_prior_only(tracked, model):
             with torch.no_grad():
                 results[radius] = list(repropagate(tracker, clicks_at(2, (128, 128, 1)), features))
             results[radius, "dense"] = captured[0]
+            if radius == 0.0:
+                captured_plain = list(captured[1:])
     finally:
         hook.remove()
         model.sam2.click_prior_radius = 0.0
     plain, painted = results[0.0, "dense"], results[2.0, "dense"]
+    # The frames re-tracked after the clicked one decode with their priors as they are.
+    for before, after in zip(results[0.0][1:], results[2.0][1:]):
+        assert before.frame_index == after.frame_index
+    assert len(captured) == len(results[2.0]) > 1 and all(torch.equal(a, b) for a, b in zip(captured_plain, captured[1:]))
     size = plain.shape[-1]
     centre = painted[0, 0, size // 2 - 2 : size // 2 + 2, size // 2 - 2 : size // 2 + 2]
     assert torch.allclose(centre, torch.ones_like(centre)) and not torch.allclose(plain, painted)

@@ -590,8 +590,8 @@ def test_clicks_train_the_point_embeddings_and_leave_the_plain_path_unchanged():
 # Trained mask choice (SAM 2's training rule; off in the authors' recipe)
 
 
-def test_lowest_loss_index_and_iou_head_loss_follow_the_target():
-    from mpg_sam2.training.losses import iou_head_loss, lowest_loss_index
+def test_lowest_loss_index_and_iou_head_errors_follow_the_target():
+    from mpg_sam2.training.losses import iou_head_errors, lowest_loss_index
 
     target = torch.zeros(2, 64, 64)
     target[0, 16:48, 16:48] = 1  # frame 1 has no target
@@ -609,12 +609,16 @@ def test_lowest_loss_index_and_iou_head_loss_follow_the_target():
     truth = torch.tensor([0.0, 1.0, 0.5])
     predicted = torch.tensor([0.25, 0.75, 0.5], requires_grad=True)
     # Frame 1 has no target, so its (wrong) predictions do not count.
-    loss = iou_head_loss([candidates, candidates], [predicted, torch.ones(3)], target)
-    assert loss.item() == pytest.approx((0.25 + 0.25 + 0.0) / 3)
-    loss.backward()
+    errors = iou_head_errors([candidates, candidates], [predicted, torch.ones(3)], target)
+    assert errors.shape == (1,) and errors.item() == pytest.approx((0.25 + 0.25 + 0.0) / 3)
+    errors.sum().backward()
     assert predicted.grad.tolist() == pytest.approx([1 / 3, -1 / 3, 0.0])
-    assert iou_head_loss([candidates], [truth], target[:1]).item() == pytest.approx(0.0, abs=1e-7)
-    assert iou_head_loss([candidates], [predicted], target[1:]).item() == 0.0
+    assert iou_head_errors([candidates], [truth], target[:1]).item() == pytest.approx(0.0, abs=1e-7)
+    assert iou_head_errors([candidates], [predicted], target[1:]).shape == (0,)
+    # A target too small to fill half of any decoder cell still counts (its true IoU is 0).
+    speck = torch.zeros(1, 64, 64)
+    speck[0, 30, 30] = 1
+    assert iou_head_errors([candidates], [truth], speck).item() == pytest.approx((0 + 1 + 0.5) / 3)
 
 
 def test_mask_choice_loss_trains_the_iou_head_and_reads_the_lowest_loss_output():
@@ -629,6 +633,11 @@ def test_mask_choice_loss_trains_the_iou_head_and_reads_the_lowest_loss_output()
     torch.manual_seed(0)
     chosen = predict_clip(model, clip, gated=False, choose_by_loss=weights)
     assert plain.mask_candidates is None and len(chosen.mask_candidates) == 3
+    # Without the option each frame's prediction is the kept output, exactly (bit for bit).
+    for t, masks in enumerate(chosen.mask_candidates):
+        kept = masks[int(chosen.predicted_ious[t].argmax())][None, None]
+        want = F.interpolate(kept, size=clip.targets.shape[-2:], mode="bilinear", align_corners=False)[0, 0]
+        assert torch.equal(plain.logits[t], want.float()), t
     for t, masks in enumerate(chosen.mask_candidates):
         assert masks.shape[0] == 3 and chosen.predicted_ious[t].shape == (3,)
         index = lowest_loss_index(masks, clip.targets[t], weights)
@@ -647,7 +656,7 @@ def test_mask_choice_loss_trains_the_iou_head_and_reads_the_lowest_loss_output()
 
 def test_decoder_scope_trains_only_the_prompt_encoder_and_mask_decoder():
     model = _model().train()
-    groups = parameter_groups(model, OptimizerSettings(train_scope="decoder", train_image_encoder=True))
+    groups = parameter_groups(model, OptimizerSettings(train_scope="decoder"))
     grouped = {n for g in groups for n in g["param_names"]}
     named = dict(model.named_parameters())
     assert grouped == {n for n in named if n.startswith(("sam2.sam_prompt_encoder.", "sam2.sam_mask_decoder."))
@@ -660,5 +669,27 @@ def test_decoder_scope_trains_only_the_prompt_encoder_and_mask_decoder():
         TrainConfig(data=".", out=".", train_scope="beit3")
     with pytest.raises(ValueError, match="--click-radius"):
         TrainConfig(data=".", out=".", click_radius=-0.5)
+    with pytest.raises(ValueError, match="--no-mask-prior"):
+        TrainConfig(data=".", out=".", click_radius=2.0, no_mask_prior=True)
+    with pytest.raises(ValueError, match="--train-image-encoder"):
+        TrainConfig(data=".", out=".", train_scope="decoder", train_image_encoder=True)
     with pytest.raises(ValueError, match="--mask-choice-loss"):
         TrainConfig(data=".", out=".", mask_choice_loss=-1)
+
+
+def test_a_resumed_run_keeps_its_mask_choice_loss_and_train_scope(tmp_path):
+    from mpg_sam2.training.bootstrap import RunStart
+    from mpg_sam2.training.objectives import ReferringObjective
+
+    previous = {"object_score_loss": 1.0, "prior_loss": 1.0, "mask_choice_loss": 0.5, "train_scope": "decoder"}
+    start = RunStart(None, None, tmp_path, True, previous)
+    objective = ReferringObjective()
+    objective.prepare(TrainConfig(data=".", out="."), start)
+    assert objective.loss_weights.mask_choice == 0.5 and objective.train_scope == "decoder"
+    args = objective.training_args(TrainConfig(data=".", out="."))
+    assert args["mask_choice_loss"] == 0.5 and args["train_scope"] == "decoder"
+    with pytest.raises(ValueError, match="--train-scope decoder"):
+        ReferringObjective().prepare(TrainConfig(data=".", out=".", train_scope="all"), start)
+    fresh = ReferringObjective()
+    fresh.prepare(TrainConfig(data=".", out="."), RunStart(None, None, None, False))
+    assert fresh.loss_weights.mask_choice == 0.0 and fresh.train_scope == "all"

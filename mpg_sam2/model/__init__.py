@@ -9,8 +9,8 @@ Data flow for one video (T frames) and one sentence::
     video_propagation.propagate, THE frame loop: per frame, each sentence's ExpressionTracker
       runs SAM 2's memory attention, prompted_sam2's heads (mask_decoder with the
       global_historical_aggregator inside) and SAM 2's memory encoder
-    click_correction.repropagate: clicks on a frame make it a conditioning frame; that
-      sentence's tracker runs again from it, forward then backward, on the kept features
+    click_correction.repropagate: clicks on a frame (point_prompt) make it a conditioning
+      frame; that sentence's tracker runs again from it, forward then backward, on the kept features
 
 The model imports only :mod:`mpg_sam2.config` and the ``sam2`` package (extended by subclassing;
 what is adapted from it says so and is pinned by tests/test_sam2_signatures.py). Loading

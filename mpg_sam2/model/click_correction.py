@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Callable, ContextManager, Iterator
 
 from mpg_sam2.model.frame_features import FrameFeatureSource
-from mpg_sam2.model.prompted_sam2 import PointPrompt
+from mpg_sam2.model.point_prompt import PointPrompt
 from mpg_sam2.model.video_propagation import ExpressionTracker, FrameOutput
 
 

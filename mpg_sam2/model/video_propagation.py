@@ -25,7 +25,8 @@ import torch
 
 from mpg_sam2.model.frame_features import FrameFeatures, FrameFeatureSource
 from mpg_sam2.model.mask_decoder import DecoderContext
-from mpg_sam2.model.prompted_sam2 import FramePrompts, HeadsOutput, PointPrompt, PromptedSAM2
+from mpg_sam2.model.point_prompt import PointPrompt
+from mpg_sam2.model.prompted_sam2 import FramePrompts, HeadsOutput, PromptedSAM2
 
 # Spatial memories are kept in this dtype between frames (SAM 2 predictor behaviour).
 MEMORY_STORAGE_DTYPE = torch.bfloat16

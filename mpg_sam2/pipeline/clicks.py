@@ -17,7 +17,7 @@ from typing import Any, Sequence
 import torch
 
 from mpg_sam2.model.click_correction import FrameClicks
-from mpg_sam2.model.prompted_sam2 import PointPrompt
+from mpg_sam2.model.point_prompt import PointPrompt
 
 POSITIVE, NEGATIVE = 1, 0
 # SAM 2 decodes a frame's points together; far fewer are ever useful (its training corrects with

@@ -70,14 +70,15 @@ def add_train_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser
                        help="share of clips corrected with simulated clicks on one frame (default 0: the authors' recipe)")
     optim.add_argument("--clicks-per-frame", type=int, default=1,
                        help="simulated clicks on a corrected frame, each from the error the previous ones left (default 1)")
-    optim.add_argument("--mask-choice-loss", type=float, default=0.0,
+    optim.add_argument("--mask-choice-loss", type=float,
                        help="weight of an L1 loss on SAM 2's IoU head, the mask losses reading each frame's lowest-loss "
-                            "output (SAM 2's training; default 0: the authors' recipe)")
+                            "output (SAM 2's training; default: a resumed run's own, else 0 as the authors)")
     optim.add_argument("--click-radius", type=float,
                        help="clicks also paint disks of this radius (mask-prior cells) into their frame's prior "
                             "(MaskPriorConfig.click_radius; default: the starting model's, 0 for every preset)")
-    optim.add_argument("--train-scope", default="all", choices=["all", "decoder"],
-                       help="decoder: only SAM 2's prompt encoder and mask decoder train (not the aggregator); default all")
+    optim.add_argument("--train-scope", choices=["all", "decoder"],
+                       help="decoder: only SAM 2's prompt encoder and mask decoder train (not the aggregator); "
+                            "default: a resumed run's own, else all")
     optim.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"], help="auto: bf16 on CUDA")
     optim.add_argument("--seed", type=int, default=0)
     optim.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (torchrun: cuda:LOCAL_RANK)")

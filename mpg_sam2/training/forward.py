@@ -20,7 +20,8 @@ from sam2.modeling.sam2_base import NO_OBJ_SCORE
 
 from mpg_sam2.model.frame_features import FrameFeatureSource
 from mpg_sam2.model.mpg_sam2 import MPGSAM2
-from mpg_sam2.model.prompted_sam2 import HeadsOutput, PointPrompt
+from mpg_sam2.model.point_prompt import PointPrompt
+from mpg_sam2.model.prompted_sam2 import HeadsOutput
 from mpg_sam2.model.video_propagation import ExpressionTracker, propagate
 from mpg_sam2.training.datasets import TrainingClip
 from mpg_sam2.training.losses import ClipPrediction, LossWeights, lowest_loss_index, referring_loss
@@ -29,10 +30,10 @@ from mpg_sam2.training.click_training import ClickTraining, plan_clicks, sample_
 __all__ = ["TrainingForward", "predict_clip"]
 
 
-def _frame_logits(heads: HeadsOutput, index: int, gated: bool, size: torch.Size) -> torch.Tensor:
-    """Decoder output ``index`` of one frame at the SAM 2 input size ``[S, S]``; with ``gated``
-    the no-object gate applies (as :meth:`PromptedSAM2.forward_heads` does to its chosen mask)."""
-    lowres = heads.multimask_logits[:, index:index + 1]  # [1, 1, h, w]
+def _frame_logits(heads: HeadsOutput, lowres: torch.Tensor, gated: bool, size: torch.Size) -> torch.Tensor:
+    """One frame's ``[1, 1, h, w]`` decoder logits at the SAM 2 input size ``[S, S]``; with
+    ``gated`` the no-object gate applies (as :meth:`PromptedSAM2.forward_heads` does to its
+    chosen mask, so for that mask this equals ``heads.highres_logits``)."""
     if gated:
         lowres = torch.where(heads.object_score_logits[:, :, None, None] > 0, lowres, NO_OBJ_SCORE)
     return F.interpolate(lowres, size=size, mode="bilinear", align_corners=False)[0, 0]
@@ -78,12 +79,13 @@ def predict_clip(
                 with model.autocast(autocast_dtype):
                     out = tracker.track(t, features(t), conditioning=True, points=PointPrompt.from_points(chosen, device=model.device))
         heads, t = out.heads, frame.frame_index
-        index = int(heads.best_mask_index[0])
+        lowres = heads.lowres_logits_before  # [1, 1, h, w]: the output inference keeps (no host sync)
         if choose_by_loss is not None:
             index = lowest_loss_index(heads.multimask_logits[0], clip.targets[t], choose_by_loss)
+            lowres = heads.multimask_logits[:, index : index + 1]
             candidates.append(heads.multimask_logits[0])
             predicted_ious.append(heads.ious[0])
-        logits.append(_frame_logits(heads, index, gated, clip.targets.shape[-2:]))
+        logits.append(_frame_logits(heads, lowres, gated, clip.targets.shape[-2:]))
         scores.append(heads.object_score_logits[0, 0])
     kept = choose_by_loss is not None
     return ClipPrediction(logits=torch.stack(logits).float(), object_score_logits=torch.stack(scores).float(),

@@ -33,7 +33,7 @@ __all__ = [
     "LossOutput",
     "LossWeights",
     "dice_loss",
-    "iou_head_loss",
+    "iou_head_errors",
     "lowest_loss_index",
     "mask_prior_loss",
     "num_valid_frames",
@@ -66,12 +66,13 @@ class LossWeights:
     # such term (0): their prior learns only through SAM 2's prompt encoder, which works when
     # SAM 2 is trained already but is far too weak a signal for a model trained from scratch.
     prior: float = 0.0
-    # L1 of the IoU head against each multimask output's true IoU (see :func:`iou_head_loss`);
+    # L1 of the IoU head against each multimask output's true IoU (see :func:`iou_head_errors`);
     # > 0 also makes the mask losses read each frame's lowest-loss output
     # (:func:`lowest_loss_index`). SAM 2's training does both; the authors have no such term (0):
     # their IoU head comes trained from SAM 2, while a model trained from random weights has an
-    # IoU head that chooses arbitrarily (the bundled model keeps output 1 on 97% of the frames,
-    # so its other outputs, among them the one used after two clicks, never get a loss).
+    # IoU head that chooses arbitrarily (the bundled model keeps multimask output 1 on 97% of the
+    # frames, so outputs 2 and 3 never get a loss). The single-mask output used after two or
+    # more clicks is not among the candidates; only training with such clicks reaches it.
     mask_choice: float = 0.0
 
 
@@ -165,26 +166,25 @@ def lowest_loss_index(candidates: torch.Tensor, target: torch.Tensor, weights: L
     return int(torch.stack(losses).argmin())
 
 
-def iou_head_loss(candidates: Sequence[torch.Tensor], predicted_ious: Sequence[torch.Tensor], targets: torch.Tensor) -> torch.Tensor:
-    """Mean L1 between the predicted and the true IoU of every decoder output, over the frames
-    whose target is present (scalar; 0 when none is), as SAM 2 supervises its IoU head.
+def iou_head_errors(candidates: Sequence[torch.Tensor], predicted_ious: Sequence[torch.Tensor], targets: torch.Tensor) -> torch.Tensor:
+    """Per frame whose target is present, the mean L1 between the predicted and the true IoU of
+    its decoder outputs (``[F]``, F <= T), as SAM 2 supervises its IoU head.
 
     ``candidates[t]``: frame ``t``'s ``[M, h, w]`` logits; ``predicted_ious[t]``: its ``[M]``
-    IoU-head outputs (after the sigmoid); ``targets``: ``[T, S, S]`` in {0, 1}.
+    IoU-head outputs (after the sigmoid); ``targets``: ``[T, S, S]`` in {0, 1}. The true IoU is
+    taken at the decoder's resolution, against the target area-averaged to it (> 0.5).
     """
-    terms = []
+    errors = []
     for masks, predicted, target in zip(candidates, predicted_ious, targets):
-        truth = _target_at(target, masks.shape[-2:]) > 0.5
-        if not truth.any():
+        if not target.any():
             continue
         with torch.no_grad():
+            truth = _target_at(target, masks.shape[-2:]) > 0.5
             pred = masks > 0
             inter = (pred & truth).flatten(1).sum(1).float()
             union = (pred | truth).flatten(1).sum(1).float().clamp(min=1)
-        terms.append((predicted.float() - inter / union).abs().mean())
-    if not terms:
-        return targets.new_zeros((), dtype=torch.float32)
-    return torch.stack(terms).mean()
+        errors.append((predicted.float() - inter / union).abs().mean())
+    return torch.stack(errors) if errors else targets.new_zeros((0,), dtype=torch.float32)
 
 
 def num_valid_frames(targets: Sequence[torch.Tensor]) -> torch.Tensor:
@@ -229,7 +229,10 @@ def referring_loss(
     if weights.mask_choice > 0:
         if any(p.mask_candidates is None or p.predicted_ious is None for p in predictions):
             raise ValueError("LossWeights.mask_choice > 0 needs ClipPrediction.mask_candidates and predicted_ious")
-        mask_choice = torch.stack([iou_head_loss(p.mask_candidates, p.predicted_ious, y) for p, y in zip(predictions, targets)]).mean()
-        total = total + weights.mask_choice * mask_choice
+        # Averaged over every frame of the batch with a target, as the other terms count frames.
+        errors = torch.cat([iou_head_errors(p.mask_candidates, p.predicted_ious, y) for p, y in zip(predictions, targets)])
+        if errors.numel():
+            mask_choice = errors.mean()
+            total = total + weights.mask_choice * mask_choice
     return LossOutput(total=total, focal=focal, dice=dice, sim=sim, object_score=object_score, prior=prior,
                       mask_choice=mask_choice)

@@ -84,6 +84,7 @@ class ReferringObjective(Objective):
     def __init__(self) -> None:
         self.loss_weights = LossWeights()
         self.clicks = ClickTraining()
+        self.train_scope = "all"
         self._validation_set = None
 
     def prepare(self, config: TrainConfig, start: RunStart) -> list[str]:
@@ -99,7 +100,15 @@ class ReferringObjective(Objective):
                     notes.append(f"SAM 2 starts untrained: {name.replace('_', '-')} loss weight 1 "
                                  f"(--{flag.replace('_', '-')} 0 for the authors' recipe)")
             weights[name] = weight
-        self.loss_weights = LossWeights(**weights, mask_choice=config.mask_choice_loss)
+        mask_choice = config.mask_choice_loss
+        if mask_choice is None:
+            mask_choice = start.previous_args.get("mask_choice_loss", 0.0)
+        self.loss_weights = LossWeights(**weights, mask_choice=mask_choice)
+        # The optimizer state of a resumed run holds the groups of its scope: it resumes in that scope.
+        previous_scope = start.previous_args.get("train_scope", "all") if start.resume_dir is not None else None
+        self.train_scope = config.train_scope or previous_scope or "all"
+        if previous_scope is not None and self.train_scope != previous_scope:
+            raise ValueError(f"the resumed run trained with --train-scope {previous_scope}; resume it with the same scope")
         self.clicks = ClickTraining(config.click_probability, config.clicks_per_frame)
         if self.clicks.enabled:
             notes.append(f"simulated clicks: {self.clicks.clicks} on one frame of {self.clicks.probability:.0%} of the clips "
@@ -110,7 +119,7 @@ class ReferringObjective(Objective):
         return OptimizerSettings(
             lr=config.base_lr, lr_fusion=config.lr_fusion, weight_decay=config.weight_decay,
             grad_clip=config.grad_clip, authors_lr_groups=config.authors_lr_groups,
-            train_image_encoder=config.train_image_encoder, train_scope=config.train_scope,
+            train_image_encoder=config.train_image_encoder, train_scope=self.train_scope,
         )
 
     def build_optimizer(self, model: MPGSAM2, config: TrainConfig) -> torch.optim.Optimizer:
@@ -150,4 +159,5 @@ class ReferringObjective(Objective):
 
     def training_args(self, config: TrainConfig) -> dict[str, Any]:
         return {**config.to_json(), "object_score_loss": self.loss_weights.object_score,
-                "prior_loss": self.loss_weights.prior}
+                "prior_loss": self.loss_weights.prior, "mask_choice_loss": self.loss_weights.mask_choice,
+                "train_scope": self.train_scope}

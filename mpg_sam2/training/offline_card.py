@@ -136,7 +136,7 @@ def _click_stage_lines(report: OfflineModelReport) -> list[str]:
         f"- then the click fine-tuning from step {report.selected_step} (`mpg_sam2.training.click_training`): "
         f"{report.click_steps} steps of one {stage['frames']}-frame clip,",
         f"  lr {stage['lr']:g}, the same losses; on {stage['click_probability']:.0%} of the clips one random frame is "
-        f"corrected by {stage['clicks_per_frame']} simulated clicks",
+        f"corrected by {stage['clicks_per_frame']} simulated clicks that also paint its prior (radius {stage['click_radius']:g})",
         "  (each drawn uniformly from the error left by the ones before, as SAM 2's training does) and the clip is",
         f"  tracked on from the corrected memory; {report.click_seconds / 3600:.2f} h of step time on one core",
     ]
@@ -165,7 +165,9 @@ def _click_table_lines(report: OfflineModelReport) -> list[str]:
         "",
         "## Correcting with clicks (test split, simulated clicks)",
         "",
-        "Its SAM 2 decoder never learned points (it was trained on captions alone), so a click also sets a",
+        ("Its SAM 2 decoder never learned points (it was trained on captions alone), so a click also sets a"
+         if report.click_seconds is None else
+         "Its SAM 2 decoder learned points only in the click fine-tuning above, so a click also sets a"),
         f"disk of {recipe.CLICK_RADIUS:g} cells of the clicked frame's {grid} x {grid} mask prior to 1 (positive) or 0 (negative)",
         "(`mask_prior.click_radius` in its config.json; not in the paper, 0 for the release presets).",
         "Per expression: click at the centre of the largest error region of the worst frame (positive on a",

@@ -39,11 +39,16 @@ import dataclasses
 import json
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mpg_sam2.checkpoint.evaluation import EVALUATION_FILE
 from mpg_sam2.evaluation.aggregate import MeanScores
 from mpg_sam2.training import offline_recipe as recipe
 from mpg_sam2.training.offline_card import ClickScores, OfflineModelReport, model_card, scores_json
+
+if TYPE_CHECKING:  # imported where used: the card can be rewritten without loading a model
+    from mpg_sam2.model.mpg_sam2 import MPGSAM2
+    from mpg_sam2.tokenizer import ReferringTokenizer
 
 __all__ = ["build_offline_model", "main", "regression_dataset"]
 
@@ -176,8 +181,9 @@ def _score(checkpoint: Path, data: Path, name: str, split: str = "test") -> dict
     return rows
 
 
-def _painting(checkpoint: Path):
-    """The checkpoint's model and tokenizer, its clicks painting the prior at recipe.CLICK_RADIUS."""
+def _load_with_click_radius(checkpoint: Path) -> tuple[MPGSAM2, ReferringTokenizer]:
+    """The checkpoint's model (eval mode) and tokenizer, its clicks painting the prior at
+    recipe.CLICK_RADIUS (the weights are the checkpoint's)."""
     from mpg_sam2.checkpoint.pretrained import load_pretrained
     from mpg_sam2.model.mpg_sam2 import MPGSAM2
 
@@ -196,7 +202,7 @@ def _score_clicks(checkpoint: Path, data: Path) -> ClickScores:
     cache = checkpoint / f"scores_test_clicks_r{recipe.CLICK_RADIUS:g}.json"
     if cache.is_file():
         return ClickScores.from_json(json.loads(cache.read_text(encoding="utf-8")))
-    model, tokenizer = _painting(checkpoint)
+    model, tokenizer = _load_with_click_radius(checkpoint)
     report = evaluate_synthetic(model, tokenizer, data, "test", clicks=recipe.EVALUATION_CLICKS)
     scores = ClickScores(dict(enumerate(report.after_clicks)), report.gains)
     cache.write_text(json.dumps(scores.to_json(), indent=1) + "\n", encoding="utf-8")
@@ -248,7 +254,7 @@ def build_offline_model(
             clicks_before_tuning=_score_clicks(before_clicks, data),
         )
 
-    model, tokenizer = _painting(final)
+    model, tokenizer = _load_with_click_radius(final)
     save_pretrained(model, out, tokenizer, overwrite=True)
     (out / EVALUATION_FILE).write_text(json.dumps(report.to_json(), indent=1) + "\n", encoding="utf-8")
     (out / "README.md").write_text(model_card(report, command), encoding="utf-8")

@@ -65,18 +65,19 @@ CLICK_RADIUS = 2.0
 # Click fine-tuning (offline_model --click-steps N, off by default), from the selected checkpoint
 # of the training above: every clip has one frame corrected by a simulated click
 # (mpg_sam2.training.click_training) that also paints the prior. Measured on the validation split
-# (J&F after 0 / 1 clicks), against 0.422 / 0.441 for the selected checkpoint painting at radius
-# 1.5 without any tuning: 400 steps of this stage at radius 1.5 gave 0.399 / 0.421, the same with
-# --mask-choice-loss 1 0.368 / 0.402; 400 steps at lr 3e-5 and radius 2 (0.422 / 0.442 untuned)
-# 0.426 / 0.444, the same gain from one click; earlier stages with point tokens only (test split, J&F after
-# 0 / 1 clicks): 900 steps, half the clips clicked twice, 0.429 / 0.429; 1500 steps, 4-frame clips,
-# lr 2e-4, 0.417 / 0.418; 1000 steps at lr 1e-3 lost the grounding (0.353). The fine-tuning never
-# beat painting alone, so the bundle is the selected checkpoint with CLICK_RADIUS.
+# (J&F after 0 / 1 clicks), all from the selected checkpoint on 8-frame clips: these settings for
+# 400 steps gave 0.426 / 0.444, against 0.422 / 0.442 for painting at radius 2 without tuning (the
+# same gain from one click); lr 1e-4 at radius 1.5 (untuned 0.422 / 0.441) 0.399 / 0.421, and with
+# --mask-choice-loss 1 0.368 / 0.402; point tokens only (no painting), --train-scope decoder at
+# lr 5e-4 for 200 steps, 0.387 / 0.388. Earlier stages with point tokens only (test split): 900
+# steps, half the clips clicked twice, 0.429 / 0.429; 1500 steps on 4-frame clips at lr 2e-4,
+# 0.417 / 0.418; 1000 steps at lr 1e-3 lost the grounding (0.353). The fine-tuning never beat
+# painting alone, so the bundle is the selected checkpoint with CLICK_RADIUS.
 CLICK_STAGE: dict[str, Any] = {
     **RECIPE,
     "frames": 8,
-    "lr": 1e-4,
-    "lr_fusion": 1e-4,
+    "lr": 3e-5,
+    "lr_fusion": 3e-5,
     "click_probability": 1.0,
     "clicks_per_frame": 1,
     "click_radius": CLICK_RADIUS,

@@ -1,6 +1,8 @@
 """Which parameters train, at which learning rate (paper §4.2, SPEC §10 item 16 and §11).
 
-* The SAM 2 image encoder (Hiera trunk + FPN neck) is frozen; everything else trains.
+* The SAM 2 image encoder (Hiera trunk + FPN neck) is frozen; everything else trains (with
+  ``train_scope="decoder"``, not in the paper: only SAM 2's prompt encoder and mask decoder,
+  less the aggregator).
 * ``lr_fusion`` (5e-5) for the mask prior generator and the global-historical aggregator,
   ``lr`` (1e-5 pre-training on RefCOCO, 2e-6 fine-tuning) for the rest.
 * AdamW, weight decay 5e-4 on every trainable parameter (the authors exclude none), gradient
@@ -50,6 +52,7 @@ AUTHORS_FUSION_PREFIXES = (
 # mask decoder without the aggregator (a click stage that keeps how the model reads the sentence).
 TRAIN_SCOPES = ("all", "decoder")
 DECODER_SCOPE_PREFIXES = ("sam2.sam_prompt_encoder.", "sam2.sam_mask_decoder.")
+DECODER_SCOPE_EXCLUDED = ("sam2.sam_mask_decoder.aggregator.",)
 # Base learning rate per stage (paper §4.2; the authors' launch scripts pass the same).
 STAGE_LEARNING_RATES = {"pretrain": 1e-5, "finetune": 2e-6}
 
@@ -87,7 +90,7 @@ def parameter_groups(model: nn.Module, settings: OptimizerSettings) -> list[dict
             param.requires_grad_(settings.train_image_encoder)
             if not settings.train_image_encoder:
                 continue
-        if settings.train_scope == "decoder" and (not _starts(name, DECODER_SCOPE_PREFIXES) or _starts(name, PAPER_FUSION_PREFIXES)):
+        if settings.train_scope == "decoder" and (not _starts(name, DECODER_SCOPE_PREFIXES) or _starts(name, DECODER_SCOPE_EXCLUDED)):
             param.requires_grad_(False)  # no backward through BEiT-3 and the prior at all
         if not param.requires_grad:
             continue

@@ -45,14 +45,16 @@ class TrainConfig:
     click_probability: float = 0.0
     clicks_per_frame: int = 1
     # Weight of the IoU head's loss, with the mask losses on each frame's lowest-loss output
-    # (LossWeights.mask_choice). 0: the authors' training, whose IoU head comes trained from SAM 2.
-    mask_choice_loss: float = 0.0
+    # (LossWeights.mask_choice). None: a resumed run's own, else 0 (the authors' training, whose
+    # IoU head comes trained from SAM 2).
+    mask_choice_loss: float | None = None
     # Sets the model's MaskPriorConfig.click_radius (clicks paint their frame's prior); None:
     # the starting configuration's (0 for every preset: clicks are SAM 2's points only).
     click_radius: float | None = None
     # "all" (the paper) or "decoder": only SAM 2's prompt encoder and mask decoder (less the
-    # aggregator) train, e.g. a click stage that should leave the grounding as it is.
-    train_scope: str = "all"
+    # aggregator) train, e.g. a click stage that should leave the grounding as it is. None: a
+    # resumed run's own, else "all".
+    train_scope: str | None = None
     augment: bool = True
     resume: Path | None = None
     init_from: Path | None = None  # model weights of a checkpoint directory (e.g. pre-training)
@@ -88,12 +90,16 @@ class TrainConfig:
             raise ValueError(f"--click-probability must be in [0, 1], got {self.click_probability}")
         if self.clicks_per_frame < 1:
             raise ValueError(f"--clicks-per-frame must be at least 1, got {self.clicks_per_frame}")
-        if self.mask_choice_loss < 0:
+        if self.mask_choice_loss is not None and self.mask_choice_loss < 0:
             raise ValueError(f"--mask-choice-loss must be at least 0, got {self.mask_choice_loss}")
         if self.click_radius is not None and self.click_radius < 0:
             raise ValueError(f"--click-radius must be at least 0, got {self.click_radius}")
-        if self.train_scope not in TRAIN_SCOPES:
+        if self.train_scope is not None and self.train_scope not in TRAIN_SCOPES:
             raise ValueError(f"--train-scope must be one of {TRAIN_SCOPES}, got {self.train_scope!r}")
+        if self.train_scope == "decoder" and self.train_image_encoder:
+            raise ValueError("--train-scope decoder trains only the prompt encoder and mask decoder; drop --train-image-encoder")
+        if self.click_radius and self.no_mask_prior:
+            raise ValueError("--click-radius paints the mask prior, which --no-mask-prior does not feed to SAM 2; drop one")
         if self.precision not in ("auto", "fp32", "bf16"):
             raise ValueError(f"--precision must be auto, fp32 or bf16, got {self.precision!r}")
 
