@@ -59,6 +59,9 @@ def add_train_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser
                        help="the authors' code's fast group (leaves visual_ifi, meo_linear, patch_linear at the base rate)")
     optim.add_argument("--train-image-encoder", action="store_true",
                        help="also train the SAM 2 image encoder (not the paper's recipe: for models trained from scratch)")
+    optim.add_argument("--lr-schedule", default="constant", choices=["constant", "cosine"],
+                       help="constant (the authors) or cosine: every rate decays to 0 at the last step (default constant)")
+    optim.add_argument("--warmup-steps", type=int, default=0, help="linear ramp of every rate over the first N steps (default 0)")
     optim.add_argument("--weight-decay", type=float, default=5e-4)
     optim.add_argument("--grad-clip", type=float, default=0.1)
     optim.add_argument("--object-score-loss", type=float,
@@ -104,7 +107,8 @@ def run_train(args: argparse.Namespace) -> int:
     config = TrainConfig(
         data=args.data, out=args.out, dataset=args.dataset, preset=args.preset, steps=args.steps,
         batch_size=args.batch_size, frames=args.frames, accumulate=args.accumulate, stage=args.stage, lr=args.lr,
-        lr_fusion=args.lr_fusion, weight_decay=args.weight_decay, grad_clip=args.grad_clip,
+        lr_fusion=args.lr_fusion, lr_schedule=args.lr_schedule,
+        warmup_steps=args.warmup_steps, weight_decay=args.weight_decay, grad_clip=args.grad_clip,
         authors_lr_groups=args.authors_lr_groups,
         train_image_encoder=args.train_image_encoder, object_score_loss=args.object_score_loss,
         prior_loss=args.prior_loss, click_probability=args.click_probability, clicks_per_frame=args.clicks_per_frame,

@@ -216,10 +216,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dataset", default="synthetic", choices=["synthetic", "ref-youtube-vos", "mevis"])
     parser.add_argument("--out", type=Path, required=True)
     defaults = {**dataclasses.asdict(TrainConfig(data=Path(), out=Path())), **WARMUP_DEFAULTS}
-    for name in ("preset", "steps", "batch_size", "frames", "lr", "weight_decay", "grad_clip", "seed", "threads",
-                 "val_every", "val_expressions", "log_every"):
+    for name in ("preset", "steps", "batch_size", "frames", "lr", "warmup_steps", "weight_decay", "grad_clip", "seed",
+                 "threads", "val_every", "val_expressions", "log_every"):
         default = defaults[name]
         parser.add_argument(f"--{name.replace('_', '-')}", type=type(default) if default is not None else int, default=default)
+    parser.add_argument("--lr-schedule", default="constant", choices=["constant", "cosine"],
+                        help="cosine: the rate decays to 0 at the last step (default constant)")
     parser.add_argument("--init-from", type=Path, default=None,
                         help="checkpoint folder to continue from (e.g. an earlier warm-up's step-NNNNNN/)")
     parser.add_argument("--no-by-video", dest="by_video", action="store_false",

@@ -12,6 +12,7 @@ from typing import Any
 
 from mpg_sam2.config import MPGSAM2Config
 from mpg_sam2.training.datasets import DATASETS
+from mpg_sam2.training.lr_schedule import LR_SCHEDULES
 from mpg_sam2.training.param_groups import STAGE_LEARNING_RATES, TRAIN_SCOPES
 
 __all__ = ["TrainConfig"]
@@ -34,6 +35,10 @@ class TrainConfig:
     lr_fusion: float = 5e-5
     weight_decay: float = 5e-4
     grad_clip: float = 0.1
+    # Rate factor per step (lr_schedule.py): "constant" (the authors) or "cosine" (to 0 at
+    # the last step), both after a linear warm-up over warmup_steps.
+    lr_schedule: str = "constant"
+    warmup_steps: int = 0
     authors_lr_groups: bool = False
     train_image_encoder: bool = False  # not the paper's recipe; see OptimizerSettings
     # None: 0 (the authors) when SAM 2 starts from trained weights, 1 when it starts from random.
@@ -86,6 +91,10 @@ class TrainConfig:
         for name in ("steps", "batch_size", "frames", "accumulate", "log_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"--lr-schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}")
+        if not 0 <= self.warmup_steps < self.steps:
+            raise ValueError(f"--warmup-steps must be at least 0 and below --steps ({self.steps}), got {self.warmup_steps}")
         if not 0.0 <= self.click_probability <= 1.0:
             raise ValueError(f"--click-probability must be in [0, 1], got {self.click_probability}")
         if self.clicks_per_frame < 1:

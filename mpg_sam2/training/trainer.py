@@ -38,6 +38,7 @@ from mpg_sam2.training.checkpointing import (
 from mpg_sam2.training.datasets import ClipDataset, ClipGroups, TrainingClip, collate_groups, load_entries
 from mpg_sam2.training.distributed import ShardedStream, setup_distributed, teardown_distributed
 from mpg_sam2.training.losses import num_valid_frames
+from mpg_sam2.training.lr_schedule import lr_factor
 from mpg_sam2.training.objectives import Objective, ReferringObjective
 from mpg_sam2.training.train_config import TrainConfig
 
@@ -113,10 +114,8 @@ class Trainer:
         if self._resume_dir is not None:
             state = load_checkpoint(self._resume_dir, self.model, self.optimizer)
             state.restore_rng()
-            # The optimizer state carries the old run's rates; this run's flags decide.
-            rates = self.objective.learning_rates(self.config)
-            for group in self.optimizer.param_groups:
-                group["lr"] = rates[group["name"]]
+            # The optimizer state carries the old run's rates; _set_learning_rates sets this
+            # run's before every step.
             self.step, self.stream_position = state.step, state.stream_position
             self._say(f"resumed from {self._resume_dir} at step {self.step}")
 
@@ -163,6 +162,14 @@ class Trainer:
             (losses["loss"] / self.config.accumulate).backward()
         return {k: float(v.detach()) for k, v in losses.items()}
 
+    def _set_learning_rates(self) -> None:
+        """Each group's rate for the coming step: the run's rate times the schedule's factor."""
+        config = self.config
+        factor = lr_factor(self.step, config.steps, config.lr_schedule, config.warmup_steps)
+        rates = self.objective.learning_rates(config)
+        for group in self.optimizer.param_groups:
+            group["lr"] = rates[group["name"]] * factor
+
     def train_step(self, batches: Iterator[list[TrainingClip]]) -> dict[str, float]:
         """One optimizer step over ``accumulate`` micro-batches; returns the mean loss terms."""
         totals: dict[str, float] = {}
@@ -172,6 +179,7 @@ class Trainer:
                 totals[name] = totals.get(name, 0.0) + value / self.config.accumulate
         params = [p for group in self.optimizer.param_groups for p in group["params"]]
         grad_norm = torch.nn.utils.clip_grad_norm_(params, self.config.grad_clip)
+        self._set_learning_rates()
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
         self.step += 1
