@@ -83,3 +83,31 @@ def test_diagnostic_of_a_fake_model_matches_its_choices(dataset, tmp_path, monke
             assert group.hit_rate == pytest.approx(np.mean([expected_model[k] for k in subset]))
     assert "phrase needed" in format_grounding_table(report.grounding) or not any(needed.values())
     assert report.to_json()["grounding"]["overall"]["hit_rate"] == overall.hit_rate
+
+
+def test_prior_alone_scores_what_the_diagnostic_reports_for_the_prior(dataset, tmp_path, capsys):
+    from mpg_sam2.checkpoint.pretrained import save_pretrained
+    from mpg_sam2.evaluation.prior_only import evaluate_priors
+    from mpg_sam2.evaluation.synthetic_report import main
+
+    model, tokenizer = tiny_model(), tiny_tokenizer(tmp_path / "tok")
+    full = evaluate_synthetic(model, tokenizer, dataset, "test", diagnose=True).grounding
+    alone = evaluate_priors(model, tokenizer, str(dataset), "test")
+    assert list(alone) == list(full)  # the same groups, in the same order
+    for name, row in alone.items():
+        assert row.count == full[name].count
+        assert row.hit_rate == pytest.approx(full[name].prior_hit_rate, abs=1e-12), name
+        assert row.jf == pytest.approx(full[name].prior_jf, abs=1e-9), name
+    assert 0.0 < alone["overall"].jf < 1.0
+
+    checkpoint = save_pretrained(model, tmp_path / "ckpt", tokenizer)
+    out = tmp_path / "prior.json"
+    assert main(["--model", str(checkpoint), "--data", str(dataset), "--split", "test", "--prior-only", "--json", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert f"| overall | {alone['overall'].count} | {alone['overall'].hit_rate:.3f} | {alone['overall'].jf:.3f} |" in printed
+    import json
+
+    assert json.loads(out.read_text())["prior"]["overall"]["hit_rate"] == pytest.approx(alone["overall"].hit_rate)
+    with pytest.raises(SystemExit):
+        main(["--model", str(checkpoint), "--data", str(dataset), "--prior-only", "--diagnose"])
+    assert "--prior-only scores every expression's prior alone" in capsys.readouterr().err

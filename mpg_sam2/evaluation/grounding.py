@@ -10,6 +10,7 @@ shows whether grounding is lost before or inside SAM 2's propagation.
 from __future__ import annotations
 
 from collections import defaultdict
+from pathlib import Path
 from dataclasses import dataclass
 from typing import Iterable, Mapping
 
@@ -17,6 +18,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from mpg_sam2.data.synthetic import read_expression_types, read_phrase_needed
 from mpg_sam2.data.types import PaletteMaskSource, ReferringSample
 from mpg_sam2.evaluation.aggregate import score_expression
 from mpg_sam2.mask_io.png import read_label_png
@@ -26,8 +28,10 @@ __all__ = [
     "GroundingScore",
     "GroundingSummary",
     "chosen_object",
+    "expression_groups",
     "format_grounding_table",
     "grounding_score",
+    "prior_choice",
     "prior_masks",
     "read_label_maps",
     "summarize_grounding",
@@ -95,17 +99,31 @@ def grounding_score(
         )
     if labels is None:
         labels = read_label_maps(source)
-    target = source.object_ids[0]
-    prior = prior_masks(result.mask_priors, *labels.shape[1:])
-    prior_score = score_expression(sample.video_id, sample.expression_id, list(labels == target), list(prior))
+    choice, jf = prior_choice(sample, result.mask_priors, labels)
     return GroundingScore(
         video_id=sample.video_id,
         expression_id=sample.expression_id,
-        target=target,
+        target=source.object_ids[0],
         model_choice=chosen_object(result.masks, labels),
-        prior_choice=chosen_object(prior, labels),
-        prior_jf=prior_score.jf,
+        prior_choice=choice,
+        prior_jf=jf,
     )
+
+
+def prior_choice(sample: ReferringSample, priors: np.ndarray, labels: np.ndarray) -> tuple[int | None, float]:
+    """The object the mask priors ``[T, g, g]`` pick in ``labels`` ``[T, H, W]``, and their J&F
+    against ``sample``'s referred object (one id of the label maps)."""
+    prior = prior_masks(priors, *labels.shape[1:])
+    target = sample.masks.object_ids[0]
+    score = score_expression(sample.video_id, sample.expression_id, list(labels == target), list(prior))
+    return chosen_object(prior, labels), score.jf
+
+
+def expression_groups(root: str | Path, split: str) -> dict[tuple[str, str], list[str]]:
+    """(video id, expression id) -> the groups the diagnostics report it in: its type and, when
+    its description alone fits another object too, "<type>, phrase needed"."""
+    types, needed = read_expression_types(root, split), read_phrase_needed(root, split)
+    return {key: [kind] + ([f"{kind}, phrase needed"] if needed.get(key) else []) for key, kind in types.items()}
 
 
 def read_label_maps(source: PaletteMaskSource) -> np.ndarray:

@@ -7,7 +7,9 @@ writes the numbers and every expression's score. ``--diagnose`` adds a second ta
 the masks and the mask prior alone pick the referred object (hit rate), J&F when they do, and the
 same for the sentences whose description alone does not single out the target. ``--clicks N``
 adds the simulated-click protocol (:mod:`.simulated_clicks`): J&F per type after 0, 1, ..., N
-corrective clicks per expression (after 0 clicks: the plain numbers).
+corrective clicks per expression (after 0 clicks: the plain numbers). ``--prior-only`` scores
+the mask prior alone instead, without SAM 2 (:mod:`.prior_only`): the quick measure of a prior
+warm-up checkpoint.
 """
 from __future__ import annotations
 
@@ -20,13 +22,14 @@ from pathlib import Path
 
 import numpy as np
 
-from mpg_sam2.data.synthetic import load_synthetic, read_expression_types, read_phrase_needed
+from mpg_sam2.data.synthetic import load_synthetic, read_expression_types
 from mpg_sam2.data.types import ReferringSample
 from mpg_sam2.evaluation.aggregate import ExpressionScore, MeanScores, score_expression
 from mpg_sam2.evaluation.expression_scores import score_expressions, score_expressions_with_clicks, summarize_by_group
 from mpg_sam2.evaluation.grounding import (
     GroundingScore,
     GroundingSummary,
+    expression_groups,
     format_grounding_table,
     grounding_score,
     read_label_maps,
@@ -135,9 +138,8 @@ def evaluate_synthetic(
         )
     grounding = None
     if diagnose:
-        needed = read_phrase_needed(root, split)
-        groups = {key: [kind] + ([f"{kind}, phrase needed"] if needed.get(key) else []) for key, kind in types.items()}
-        grounding = summarize_grounding(choices, {(s.video_id, s.expression_id): s.jf for s in scores}, groups)
+        jf = {(s.video_id, s.expression_id): s.jf for s in scores}
+        grounding = summarize_grounding(choices, jf, expression_groups(root, split))
     return SyntheticReport(
         split, summarize_by_group(scores, types), scores, time.perf_counter() - start, grounding, after_clicks, clicked, gains
     )
@@ -221,9 +223,13 @@ def main(argv: list[str] | None = None) -> int:
                         help="also report which object the masks and the prior pick (hit rates), and the phrase-needed subsets")
     parser.add_argument("--clicks", type=int, default=0,
                         help="also report J&F per type after 1..N simulated corrective clicks per expression")
+    parser.add_argument("--prior-only", action="store_true",
+                        help="score the mask prior alone (hit rate and J&F per type, no SAM 2), e.g. of a prior warm-up checkpoint")
     args = parser.parse_args(argv)
     if args.clicks < 0:
         parser.error(f"--clicks must be >= 0, got {args.clicks}")
+    if args.prior_only and (args.diagnose or args.clicks or args.max_expressions or args.chance):
+        parser.error("--prior-only scores every expression's prior alone; drop --diagnose, --clicks, --max-expressions and --chance")
     if args.chance:
         print(format_table(chance_level(args.data, args.split), f"{args.split} split, a random object"))
         return 0
@@ -241,6 +247,18 @@ def main(argv: list[str] | None = None) -> int:
         tokenizer = pretrained.text_tokenizer()
     except RuntimeError as error:
         parser.error(str(error))
+    if args.prior_only:
+        from mpg_sam2.evaluation.prior_only import evaluate_priors, format_prior_table
+
+        start = time.perf_counter()
+        priors = evaluate_priors(pretrained.model, tokenizer, args.data, args.split)
+        print(format_prior_table(priors, f"{args.split} split, mask prior alone"))
+        print(f"({time.perf_counter() - start:.0f} s)")
+        if args.json:
+            args.json.parent.mkdir(parents=True, exist_ok=True)
+            args.json.write_text(json.dumps({"split": args.split, "prior": {k: asdict(v) for k, v in priors.items()}}, indent=1) + "\n",
+                                 encoding="utf-8")
+        return 0
     report = evaluate_synthetic(
         pretrained.model, tokenizer, args.data, args.split, args.max_expressions, progress=True, diagnose=args.diagnose,
         clicks=args.clicks,
