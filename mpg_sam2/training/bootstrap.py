@@ -10,7 +10,8 @@ order of precedence:
   applied on top;
 * weights: the resumed checkpoint (loaded later with the optimizer state), else the
   ``--init-from`` checkpoint, else the seed's random initialisation with the official SAM 2 /
-  BEiT-3 files (``--init-sam2``, ``--init-beit3``) loaded over it.
+  BEiT-3 files (``--init-sam2``, ``--init-beit3``) loaded over it. ``--embedding-init small``
+  redraws BEiT-3's embeddings of a random start first (:func:`small_embeddings`).
 """
 from __future__ import annotations
 
@@ -121,6 +122,9 @@ def _initialise(model: MPGSAM2, config: TrainConfig, init_state: dict[str, torch
         load_strict(model, init_state)
         say(f"initialised from {config.init_from}")
         return True
+    if config.embedding_init == "small":
+        small_embeddings(model)
+        say("BEiT-3 text and position embeddings and class token drawn from N(0, 0.02)")
     reports = []
     if config.init_sam2 is not None:
         reports.append(init_from_sam2(model, config.init_sam2))
@@ -133,3 +137,23 @@ def _initialise(model: MPGSAM2, config: TrainConfig, init_state: dict[str, torch
         modules = sorted({".".join(name.split(".")[:2]) for name in left})
         say(f"left at initialisation: {len(left)} tensors in {', '.join(modules)}")
     return config.init_sam2 is not None
+
+
+EMBEDDING_STD = 0.02
+
+
+def small_embeddings(model: MPGSAM2) -> None:
+    """Redraw BEiT-3's text and position embeddings and its class token from a normal of std
+    0.02 (truncated at 2 std), as BERT and ViT start; ``--embedding-init small``.
+
+    By default they start as PyTorch's ``nn.Embedding`` does, N(0, 1): in a model trained from
+    random weights the position of a patch then outweighs its pixels (the patch projection
+    gives about 0.5) and a word's position its identity, until Adam has moved every entry by
+    about 1. From N(0, 0.02) the warm-up's prior IoU on the validation clips rose faster (0.230 /
+    0.247 / 0.289 / 0.260 at steps 200-800, against 0.182 / 0.216 / 0.223 / 0.239).
+    """
+    beit3 = model.beit3
+    with torch.no_grad():
+        for weight in (beit3.text_embed.weight, beit3.vision_positions.weight, beit3.text_positions.weight,
+                       beit3.vision_embed.cls_token):
+            torch.nn.init.trunc_normal_(weight, std=EMBEDDING_STD, a=-2 * EMBEDDING_STD, b=2 * EMBEDDING_STD)

@@ -15,7 +15,9 @@ from mpg_sam2.training.datasets import DATASETS
 from mpg_sam2.training.lr_schedule import LR_SCHEDULES
 from mpg_sam2.training.param_groups import STAGE_LEARNING_RATES, TRAIN_SCOPES
 
-__all__ = ["TrainConfig"]
+__all__ = ["EMBEDDING_INITS", "TrainConfig"]
+
+EMBEDDING_INITS = ("default", "small")
 
 
 @dataclass
@@ -63,6 +65,9 @@ class TrainConfig:
     augment: bool = True
     resume: Path | None = None
     init_from: Path | None = None  # model weights of a checkpoint directory (e.g. pre-training)
+    # "default": every module's own initialisation; "small": a random start's BEiT-3 embeddings
+    # from N(0, 0.02) (bootstrap.small_embeddings). Ignored where weights are loaded.
+    embedding_init: str = "default"
     init_sam2: Path | None = None
     init_beit3: Path | None = None
     tokenizer: Path | None = None
@@ -91,6 +96,8 @@ class TrainConfig:
         for name in ("steps", "batch_size", "frames", "accumulate", "log_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
+        if self.embedding_init not in EMBEDDING_INITS:
+            raise ValueError(f"--embedding-init must be one of {EMBEDDING_INITS}, got {self.embedding_init!r}")
         if self.lr_schedule not in LR_SCHEDULES:
             raise ValueError(f"--lr-schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}")
         if not 0 <= self.warmup_steps < self.steps:

@@ -1,4 +1,4 @@
-"""Learning-rate schedules: the factor per step, the rates the trainer sets, resuming on the curve."""
+"""Options of runs from random weights: learning-rate schedules (factor per step, the rates the trainer sets, resuming on the curve) and the small BEiT-3 embedding initialisation."""
 from __future__ import annotations
 
 import dataclasses
@@ -80,3 +80,23 @@ def test_each_step_runs_at_its_scheduled_rate_and_a_resumed_run_stays_on_the_cur
     assert [losses(resumed)[s] for s in (4, 5)] == [losses(whole)[s] for s in (4, 5)]
     args = json.loads((whole / "step-000005" / "training_args.json").read_text())
     assert args["lr_schedule"] == "cosine" and args["warmup_steps"] == 2
+
+
+def test_small_embedding_init_redraws_only_beit3_embeddings_of_a_random_start(tmp_path):
+    from mpg_sam2.training.bootstrap import start_run
+    from mpg_sam2.training.distributed import setup_distributed
+
+    context, _ = setup_distributed("cpu")
+    settings = dict(data=tmp_path, out=tmp_path / "run", model_config=CONFIG, tokenizer=None, seed=7, dataset="synthetic")
+    default = start_run(TrainConfig(**settings), context, lambda line: None).model.state_dict()
+    said = []
+    small = start_run(TrainConfig(**settings, embedding_init="small"), context, said.append).model.state_dict()
+    redrawn = {"beit3.text_embed.weight", "beit3.vision_positions.weight", "beit3.text_positions.weight",
+               "beit3.vision_embed.cls_token"}
+    assert {n for n, v in small.items() if not torch.equal(v, default[n])} == redrawn
+    for name in redrawn:
+        assert small[name].abs().max() <= 0.04 and 0.01 < small[name].std() < 0.02, name
+    assert default["beit3.text_embed.weight"].std() > 0.5  # nn.Embedding's N(0, 1)
+    assert any("N(0, 0.02)" in line for line in said)
+    with pytest.raises(ValueError, match="--embedding-init must be one of"):
+        TrainConfig(**settings, embedding_init="xavier")
