@@ -143,8 +143,8 @@ EMBEDDING_STD = 0.02
 
 
 def small_embeddings(model: MPGSAM2) -> None:
-    """Redraw BEiT-3's text and position embeddings and its class token from a normal of std
-    0.02 (truncated at 2 std), as BERT and ViT start; ``--embedding-init small``.
+    """Redraw BEiT-3's text and position embeddings and its class token from N(0, 0.02), as BERT
+    and ViT start; ``--embedding-init small``.
 
     By default they start as PyTorch's ``nn.Embedding`` does, N(0, 1): in a model trained from
     random weights the position of a patch then outweighs its pixels (the patch projection
@@ -156,4 +156,4 @@ def small_embeddings(model: MPGSAM2) -> None:
     with torch.no_grad():
         for weight in (beit3.text_embed.weight, beit3.vision_positions.weight, beit3.text_positions.weight,
                        beit3.vision_embed.cls_token):
-            torch.nn.init.trunc_normal_(weight, std=EMBEDDING_STD, a=-2 * EMBEDDING_STD, b=2 * EMBEDDING_STD)
+            torch.nn.init.normal_(weight, std=EMBEDDING_STD)
