@@ -9,7 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from mpg_sam2.config import SAM2Config, get_preset
+from mpg_sam2.config import get_preset
 from mpg_sam2.model.mpg_sam2 import MPGSAM2
 from mpg_sam2.training.augment import AugmentConfig, augment_clip, encoder_views, swap_left_right
 from mpg_sam2.training.datasets import TrainingClip, sample_frame_indices
@@ -22,19 +22,11 @@ from mpg_sam2.training.param_groups import (
     build_optimizer,
     parameter_groups,
 )
-from tiny_model import TINY
+from tiny_model import TRAINING_TINY
 
 # The tiny test model with SAM 2 at 128 px: a training step takes well under a second.
-CONFIG = dataclasses.replace(TINY, sam2=SAM2Config(variant="hiera_t", image_size=128))
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    # On a shared 2-core machine, two competing torch threads are many times slower than one.
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+CONFIG = TRAINING_TINY
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _model(seed: int = 0) -> MPGSAM2:

@@ -1,7 +1,6 @@
 """Options of runs from random weights: learning-rate schedules (factor per step, the rates the trainer sets, resuming on the curve) and the small BEiT-3 embedding initialisation."""
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 from pathlib import Path
@@ -9,20 +8,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from mpg_sam2.config import SAM2Config
 from mpg_sam2.training.lr_schedule import lr_factor
 from mpg_sam2.training.train_config import TrainConfig
-from tiny_model import TINY
+from tiny_model import TRAINING_TINY
 
-CONFIG = dataclasses.replace(TINY, sam2=SAM2Config(variant="hiera_t", image_size=128))
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+CONFIG = TRAINING_TINY
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
