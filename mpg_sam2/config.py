@@ -16,6 +16,7 @@ __all__ = [
     "BEiT3Config",
     "MPGSAM2Config",
     "MaskPriorConfig",
+    "PATCH_STEMS",
     "PRESETS",
     "SAM2Config",
     "get_preset",
