@@ -16,14 +16,10 @@ __all__ = [
     "BEiT3Config",
     "MPGSAM2Config",
     "MaskPriorConfig",
-    "PATCH_STEMS",
     "PRESETS",
     "SAM2Config",
     "get_preset",
 ]
-
-
-PATCH_STEMS = ("linear", "conv")
 
 
 @dataclass(frozen=True)
@@ -42,17 +38,6 @@ class BEiT3Config:
     max_text_positions: int = 1024
     position_offset: int = 2
     layer_norm_eps: float = 1e-5
-    # How pixels become patch tokens. "linear": one patch_size x patch_size projection (BEiT-3,
-    # the authors' checkpoints). "conv" (not in the paper; for models trained from scratch):
-    # a stack of 3 x 3 stride-2 convolutions (see beit3.ConvPatchStem), whose tokens also see
-    # the neighbouring patches' pixels, so a shape split over 2 x 2 patches still reads as one.
-    patch_stem: str = "linear"
-
-    def __post_init__(self) -> None:
-        if self.patch_stem not in PATCH_STEMS:
-            raise ValueError(f"beit3.patch_stem must be one of {PATCH_STEMS}, got {self.patch_stem!r}")
-        if self.patch_stem == "conv" and (self.patch_size & (self.patch_size - 1) or self.patch_size < 2):
-            raise ValueError(f"beit3.patch_stem 'conv' halves the image per layer: patch_size must be a power of 2, got {self.patch_size}")
 
     @property
     def grid_size(self) -> int:

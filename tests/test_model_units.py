@@ -79,41 +79,6 @@ def test_beit3_rejects_captions_beyond_the_position_table():
         model(torch.randn(1, 3, 32, 32), ids, ids != 3)
 
 
-def test_conv_patch_stem_keeps_the_token_grid_and_sees_across_patch_borders():
-    import dataclasses
-
-    import json
-
-    from mpg_sam2.config import PRESETS, MPGSAM2Config
-
-    conv = dataclasses.replace(BEIT_TINY, patch_size=8, patch_stem="conv")
-    torch.manual_seed(0)
-    model = BEiT3(conv).eval()
-    assert [tuple(c.weight.shape) for c in model.vision_embed.stem.convs] == [(8, 3, 3, 3), (16, 8, 3, 3), (32, 16, 3, 3)]
-    assert not any(k.startswith("vision_embed.proj.") for k in model.state_dict())
-    pixels, ids = torch.zeros(1, 3, 32, 32), torch.tensor([[0, 5, 6, 2]])
-    out = model(pixels, ids, ids != 3)
-    assert out.patches.shape == (1, 16, 32)
-    # A pixel just across the border of patch (1, 1), on either side, changes that patch's own
-    # token, which the linear projection of the authors' BEiT-3 never does.
-    stem = model.vision_embed.stem
-    for column in (7, 16):
-        moved = pixels.clone()
-        moved[:, :, 12, column] = 1.0
-        with torch.no_grad():
-            assert not torch.allclose(stem(moved)[0, :, 1, 1], stem(pixels)[0, :, 1, 1]), column
-    with torch.no_grad():
-        linear = BEiT3(dataclasses.replace(conv, patch_stem="linear")).vision_embed.proj
-        torch.testing.assert_close(linear(moved)[0, :, 1, 1], linear(pixels)[0, :, 1, 1])
-    assert all(p.beit3.patch_stem == "linear" for p in PRESETS.values())  # the paper's layout everywhere by default
-    with_stem = dataclasses.replace(TINY, beit3=conv)
-    assert MPGSAM2Config.from_dict(json.loads(json.dumps(with_stem.to_dict()))) == with_stem
-    with pytest.raises(ValueError, match="patch_stem must be one of"):
-        BEiT3Config(patch_stem="resnet")
-    with pytest.raises(ValueError, match="patch_size must be a power of 2"):
-        BEiT3Config(patch_size=14, patch_stem="conv")
-
-
 def test_mask_prior_generator_outputs():
     gen = MaskPriorGenerator(32, 16, 4, MaskPriorConfig(num_heads=4, ffn_dim=64)).eval()
     cls, patches = torch.randn(3, 32), torch.randn(3, 16, 32)

@@ -92,19 +92,3 @@ def test_small_embedding_init_redraws_only_beit3_embeddings_of_a_random_start(tm
     with pytest.raises(ValueError, match="--embedding-init must be one of"):
         TrainConfig(**settings, embedding_init="xavier")
 
-
-def test_patch_stem_flag_builds_a_conv_stem_model_and_refuses_to_change_a_checkpoint(synthetic_root, tmp_path):
-    from mpg_sam2.checkpoint.pretrained import load_pretrained
-    from mpg_sam2.training.prior_warmup import warm_up_prior
-
-    settings = dict(data=synthetic_root, steps=1, batch_size=1, frames=2, val_every=0, threads=1, seed=3,
-                    model_config=CONFIG, log=lambda line: None)
-    first = warm_up_prior(out=tmp_path / "conv", patch_stem="conv", **settings)
-    model = load_pretrained(first).model
-    assert model.config.beit3.patch_stem == "conv" and hasattr(model.beit3.vision_embed, "stem")
-    again = warm_up_prior(out=tmp_path / "again", init_from=first, patch_stem="conv", **settings)  # the same stem: fine
-    assert load_pretrained(again).model.config.beit3.patch_stem == "conv"
-    with pytest.raises(ValueError, match="the checkpoint's BEiT-3 has the 'conv' stem"):
-        warm_up_prior(out=tmp_path / "linear", init_from=first, patch_stem="linear", **settings)
-    with pytest.raises(ValueError, match="--patch-stem must be one of"):
-        TrainConfig(data=Path("d"), out=Path("o"), patch_stem="vit")

@@ -90,50 +90,20 @@ class EncoderLayer(nn.Module):
         return x + self.ffn(self.ffn_norm(x, split), split)
 
 
-class ConvPatchStem(nn.Module):
-    """``BEiT3Config.patch_stem == "conv"`` (not in BEiT-3): log2(patch_size) 3 x 3 stride-2
-    convolutions with GELU between them, widths doubling up to ``embed_dim``, then a 3 x 3
-    convolution on the token grid. Same token grid as the linear projection; each token sees
-    its patch and both neighbours on each side (the stride-2 stack alone reaches only the
-    patch before), which a model trained from scratch needs to tell shapes, sizes and textures
-    apart when an object straddles patch borders (an early-convolution stem as in Xiao et al.
-    2021, "Early Convolutions Help Transformers See Better").
-    """
-
-    def __init__(self, dim: int, patch_size: int) -> None:
-        super().__init__()
-        depth = patch_size.bit_length() - 1
-        widths = [3] + [max(8, dim >> (depth - k)) for k in range(1, depth + 1)]
-        self.convs = nn.ModuleList(nn.Conv2d(a, b, kernel_size=3, stride=2, padding=1) for a, b in zip(widths, widths[1:]))
-        self.out = nn.Conv2d(widths[-1], dim, kernel_size=3, padding=1)
-
-    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
-        """``[B, 3, S, S]`` -> ``[B, C, S / patch_size, S / patch_size]``."""
-        x = pixels
-        for k, conv in enumerate(self.convs):
-            x = conv(x) if k == 0 else conv(F.gelu(x))
-        return self.out(F.gelu(x))
-
-
 class VisionEmbedding(nn.Module):
-    """Patch tokens (BEiT-3's non-overlapping projection, or :class:`ConvPatchStem`) plus a
-    learned class token."""
+    """Non-overlapping patch projection plus a learned class token."""
 
     def __init__(self, config: BEiT3Config) -> None:
         super().__init__()
         dim = config.embed_dim
-        self.conv_stem = config.patch_stem == "conv"
-        if self.conv_stem:
-            self.stem = ConvPatchStem(dim, config.patch_size)
-        else:
-            self.proj = nn.Conv2d(3, dim, kernel_size=config.patch_size, stride=config.patch_size)
+        self.proj = nn.Conv2d(3, dim, kernel_size=config.patch_size, stride=config.patch_size)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, dim))
         # Only used by BEiT-3's masked-image pre-training; kept so checkpoints load strictly.
         self.mask_token = nn.Parameter(torch.zeros(1, 1, dim))
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
         """pixels ``[B, 3, 224, 224]`` -> tokens ``[B, 1 + 196, C]`` (row-major patches)."""
-        patches = (self.stem if self.conv_stem else self.proj)(pixels).flatten(2).transpose(1, 2)
+        patches = self.proj(pixels).flatten(2).transpose(1, 2)
         return torch.cat([self.cls_token.expand(patches.shape[0], -1, -1), patches], dim=1)
 
 

@@ -7,7 +7,7 @@ order of precedence:
   (synthetic data only) a small sentencepiece tokenizer trained into ``OUT/tokenizer``;
 * configuration: the resumed checkpoint's, else the ``--init-from`` checkpoint's, else
   ``model_config`` (Python API) or the preset; the ablation switches and ``--click-radius`` are
-  applied on top, and ``--patch-stem`` to a model from random weights;
+  applied on top;
 * weights: the resumed checkpoint (loaded later with the optimizer state), else the
   ``--init-from`` checkpoint, else the seed's random initialisation with the official SAM 2 /
   BEiT-3 files (``--init-sam2``, ``--init-beit3``) loaded over it. ``--embedding-init small``
@@ -15,7 +15,6 @@ order of precedence:
 """
 from __future__ import annotations
 
-import dataclasses
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -105,13 +104,6 @@ def _model_config(config: TrainConfig, resume_dir: Path | None) -> tuple[MPGSAM2
         model_config, init_state = pretrained.model.config, pretrained.model.state_dict()
     else:
         model_config = config.model_config or get_preset(config.preset)
-    if config.patch_stem is not None and config.patch_stem != model_config.beit3.patch_stem:
-        if resume_dir is not None or init_state is not None:
-            raise ValueError(
-                f"--patch-stem {config.patch_stem}: the checkpoint's BEiT-3 has the {model_config.beit3.patch_stem!r} stem, "
-                "and its weights fit only that one; drop --patch-stem"
-            )
-        model_config = dataclasses.replace(model_config, beit3=dataclasses.replace(model_config.beit3, patch_stem=config.patch_stem))
     # A resumed ablation keeps its switches (they are in its config.json) even without the flags.
     model_config = with_ablations(model_config, config.no_mask_prior, config.no_aggregator)
     if config.click_radius is not None:

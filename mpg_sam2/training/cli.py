@@ -46,9 +46,6 @@ def add_train_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser
     model.add_argument("--embedding-init", default="default", choices=["default", "small"],
                        help="small: a model from random weights starts with BEiT-3's text and position embeddings "
                             "drawn from N(0, 0.02) instead of N(0, 1) (default: default)")
-    model.add_argument("--patch-stem", choices=["linear", "conv"],
-                       help="BEiT-3 patch stem of a model from random weights: linear (BEiT-3's) or conv (an early-convolution "
-                            "stem, not in the paper); default: the preset's (linear)")
     model.add_argument("--no-mask-prior", action="store_true", help="ablation: no dense prompt (SAM 2's no-mask embedding)")
     model.add_argument("--no-aggregator", action="store_true", help="ablation: skip the global-historical aggregator")
 
@@ -119,7 +116,7 @@ def run_train(args: argparse.Namespace) -> int:
         train_image_encoder=args.train_image_encoder, object_score_loss=args.object_score_loss,
         prior_loss=args.prior_loss, click_probability=args.click_probability, clicks_per_frame=args.clicks_per_frame,
         mask_choice_loss=args.mask_choice_loss, train_scope=args.train_scope, click_radius=args.click_radius,
-        augment=not args.no_augment, resume=args.resume, init_from=args.init_from, embedding_init=args.embedding_init, patch_stem=args.patch_stem,
+        augment=not args.no_augment, resume=args.resume, init_from=args.init_from, embedding_init=args.embedding_init,
         init_sam2=args.init_sam2, init_beit3=args.init_beit3, tokenizer=args.tokenizer, no_mask_prior=args.no_mask_prior,
         no_aggregator=args.no_aggregator, val_every=args.val_every, val_expressions=args.val_expressions,
         val_split=args.val_split, save_every=args.save_every, keep_last=args.keep_last, log_every=args.log_every,

@@ -224,8 +224,6 @@ def main(argv: list[str] | None = None) -> int:
                         help="cosine: the rate decays to 0 at the last step (default constant)")
     parser.add_argument("--embedding-init", default="default", choices=["default", "small"],
                         help="small: from random weights, BEiT-3's text and position embeddings start from N(0, 0.02)")
-    parser.add_argument("--patch-stem", choices=["linear", "conv"],
-                        help="BEiT-3 patch stem of a model from random weights (default: the preset's, linear)")
     parser.add_argument("--init-from", type=Path, default=None,
                         help="checkpoint folder to continue from (e.g. an earlier warm-up's step-NNNNNN/)")
     parser.add_argument("--no-by-video", dest="by_video", action="store_false",

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mpg_sam2.config import PATCH_STEMS, MPGSAM2Config
+from mpg_sam2.config import MPGSAM2Config
 from mpg_sam2.training.datasets import DATASETS
 from mpg_sam2.training.lr_schedule import LR_SCHEDULES
 from mpg_sam2.training.param_groups import STAGE_LEARNING_RATES, TRAIN_SCOPES
@@ -68,9 +68,6 @@ class TrainConfig:
     # "default": every module's own initialisation; "small": a random start's BEiT-3 embeddings
     # from N(0, 0.02) (bootstrap.small_embeddings). Ignored where weights are loaded.
     embedding_init: str = "default"
-    # Sets BEiT3Config.patch_stem ("linear" or "conv") of a model from random weights; None:
-    # the preset's (or model_config's). A checkpoint's stem is fixed by its weights.
-    patch_stem: str | None = None
     init_sam2: Path | None = None
     init_beit3: Path | None = None
     tokenizer: Path | None = None
@@ -101,8 +98,6 @@ class TrainConfig:
                 raise ValueError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
         if self.embedding_init not in EMBEDDING_INITS:
             raise ValueError(f"--embedding-init must be one of {EMBEDDING_INITS}, got {self.embedding_init!r}")
-        if self.patch_stem is not None and self.patch_stem not in PATCH_STEMS:
-            raise ValueError(f"--patch-stem must be one of {PATCH_STEMS}, got {self.patch_stem!r}")
         if self.lr_schedule not in LR_SCHEDULES:
             raise ValueError(f"--lr-schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}")
         if not 0 <= self.warmup_steps < self.steps:
