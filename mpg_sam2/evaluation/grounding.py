@@ -10,8 +10,8 @@ shows whether grounding is lost before or inside SAM 2's propagation.
 from __future__ import annotations
 
 from collections import defaultdict
-from pathlib import Path
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Iterable, Mapping
 
 import numpy as np

@@ -147,8 +147,8 @@ def small_embeddings(model: MPGSAM2) -> None:
     and ViT start; ``--embedding-init small``.
 
     By default they start as PyTorch's ``nn.Embedding`` does, N(0, 1): in a model trained from
-    random weights the position of a patch then outweighs its pixels (the patch projection
-    gives about 0.5) and a word's position its identity, until Adam has moved every entry by
+    random weights the position of a patch then outweighs its pixels (std 1 against 0.34 for
+    ``nano``'s patch projection of a synthetic frame at initialisation) and a word's position its identity, until Adam has moved every entry by
     about 1. Measured on the recipe's prior warm-up (one seed, validation split,
     ``bench/results/offline_warmup_experiments.md``): after 1,900 cosine steps the prior's IoU is
     0.411 against 0.373 and its J&F 0.257 against 0.241, with the same hit rate (0.440 against
