@@ -92,7 +92,7 @@ def test_prior_alone_scores_what_the_diagnostic_reports_for_the_prior(dataset, t
 
     model, tokenizer = tiny_model(), tiny_tokenizer(tmp_path / "tok")
     full = evaluate_synthetic(model, tokenizer, dataset, "test", diagnose=True).grounding
-    alone = evaluate_priors(model, tokenizer, str(dataset), "test")
+    alone = evaluate_priors(model, tokenizer, dataset, "test")
     assert list(alone) == list(full)  # the same groups, in the same order
     for name, row in alone.items():
         assert row.count == full[name].count

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable, Mapping
 
 import numpy as np
@@ -41,7 +42,7 @@ class PriorSummary:
 def evaluate_priors(
     model: MPGSAM2,
     tokenizer: ReferringTokenizer,
-    root: str,
+    root: str | Path,
     split: str = "valid",
     progress: Callable[[int, int], None] | None = None,
 ) -> dict[str, PriorSummary]:
