@@ -1,16 +1,20 @@
-"""GPU readiness check (run on a CUDA machine; never part of the test suite).
+"""GPU check and benchmark (run on a CUDA machine; never part of the test suite).
 
 1. The ``mini`` reference fixtures on CUDA in float32: largest errors against the authors'
    outputs (same tolerances as the CPU tests).
-2. ``release-large`` (SAM 2.0 Hiera-L + BEiT-3 large) with synthetic weights on a 16-frame clip,
-   in float32 and with bf16 autocast: time per frame, peak GPU memory, and the mask IoU
-   between the two precisions.
+2. ``release-large`` (SAM 2.0 Hiera-L + BEiT-3 large) with synthetic weights, in float32 and
+   held in bf16 (the authors' bf16 inference, mpg_sam2/model/precision.py): their agreement on
+   a 16-frame clip (low-res mask IoU, object-score sign agreement).
+3. For T = 8, 32, 128 frames and K = 1, 4 expressions, per precision: ms per frame end to end
+   (decoded frames to masks on the host), per stage, frames per second, peak GPU memory.
+   About 5 minutes on an H200, model building included.
 
-    python bench/gpu_check.py [--frames 16] [--height 480] [--width 640]
+    python bench/gpu_check.py [--frames 8 32 128] [--expressions 1 4] [--image-batch-size 1] [--profile]
 """
 from __future__ import annotations
 
 import argparse
+import copy
 import sys
 import time
 from pathlib import Path
@@ -21,10 +25,17 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from mpg_sam2.frames import encoder_input  # noqa: E402
+from mpg_sam2.model.frame_features import FrameFeatureSource  # noqa: E402
+from mpg_sam2.model.precision import hold_in_precision, sam2_input  # noqa: E402
+from mpg_sam2.pipeline.expressions import PreparedExpression  # noqa: E402
+from mpg_sam2.pipeline.segmentation import SegmentationOptions, segment_video  # noqa: E402
 from mpg_sam2.reference import build_with_authors_weights, run_case  # noqa: E402
 from mpg_sam2.synthetic_weights import read_layout  # noqa: E402
 
 FIXTURES = ROOT / "tests" / "fixtures"
+# A sentence of the release tokenizer's ids, [BOS ... EOS] (pad is id 3).
+SENTENCE = np.array([[0, 1209, 5873, 73, 86, 3478, 4, 70, 23937, 2]], dtype=np.int64)
 
 
 def synthetic_clip(num_frames: int, height: int, width: int) -> np.ndarray:
@@ -58,69 +69,127 @@ def fixture_check(device: torch.device) -> None:
               f"(limits 1e-3 frame 0, 5e-3 later); object-score error "
               f"{np.abs(scores - outputs['object_score_logits']).max():.2e}; mask flips outside margin {flips}")
         del model
-        torch.cuda.empty_cache()
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
 
 
-def release_large_check(device: torch.device, num_frames: int, height: int, width: int) -> None:
+def release_large_models(device: torch.device) -> dict[str, torch.nn.Module]:
+    """``release-large`` with synthetic weights, in float32 and held in bf16 (precision.py)."""
     t0 = time.perf_counter()
-    layout = read_layout(FIXTURES / "layout_release_large.txt")
-    model = build_with_authors_weights(layout, 0, preset="release-large").to(device)
+    model = build_with_authors_weights(read_layout(FIXTURES / "layout_release_large.txt"), 0, preset="release-large")
+    model = model.to(device).eval()
     print(f"release-large built with synthetic weights in {time.perf_counter() - t0:.1f} s "
           f"({sum(p.numel() for p in model.parameters()) / 1e6:.1f} M parameters)")
+    return {"fp32": model, "bf16": hold_in_precision(copy.deepcopy(model), "bf16")}
+
+
+def agreement(models: dict[str, torch.nn.Module], num_frames: int, height: int, width: int) -> None:
+    """bf16 against fp32 on one clip: low-res mask IoU before the no-object gate (synthetic
+    weights may put every frame below the object-score threshold), final-mask IoU and
+    object-score sign agreement."""
     frames = synthetic_clip(num_frames, height, width)
-    ids = np.array([[0, 1209, 5873, 73, 86, 3478, 4, 70, 23937, 2]], dtype=np.int64)
-    results = {}
-    for name, dtype in (("fp32", None), ("bf16", torch.bfloat16)):
-        run_case(model, frames[:2], ids, autocast_dtype=dtype)  # warm-up: kernels, allocator
-        torch.cuda.synchronize()
-        torch.cuda.reset_peak_memory_stats()
-        start = time.perf_counter()
-        run = run_case(model, frames, ids, autocast_dtype=dtype)
-        torch.cuda.synchronize()
-        elapsed = time.perf_counter() - start
-        # Encoders alone (BEiT-3 on every frame + mask prior generator), for the stage split.
-        beit = torch.randn(num_frames, 3, 224, 224, device=device)
-        mask = torch.ones(1, ids.shape[1], dtype=torch.bool, device=device)
-        torch.cuda.synchronize()
-        enc_start = time.perf_counter()
-        with torch.inference_mode(), model.autocast(dtype):
-            model.encode_expression(beit, torch.as_tensor(ids, device=device), mask)
-        torch.cuda.synchronize()
-        encode_s = time.perf_counter() - enc_start
-        peak = torch.cuda.max_memory_allocated() / 2**30
-        results[name] = run
-        fg = (run.final_logits > 0).float().mean().item()
-        print(f"release-large {name}: {num_frames} frames {height}x{width}: {elapsed:.2f} s, "
-              f"{1000 * elapsed / num_frames:.0f} ms/frame, {num_frames / elapsed:.1f} frames/s, "
-              f"peak GPU memory {peak:.2f} GiB, foreground {fg:.3f}; of which BEiT-3 + mask prior "
-              f"{1000 * encode_s:.0f} ms")
-    # Synthetic weights may put every frame below the object-score threshold (empty final
-    # masks), so the selected low-res logits before the no-object gate are compared too.
+    runs = {name: run_case(model, frames, SENTENCE) for name, model in models.items()}
     for label, key in (("final masks", lambda r: r.final_logits),
                        ("low-res masks before the no-object gate",
                         lambda r: torch.cat([f.heads.lowres_logits_before[:, 0] for f in r.frames]).cpu())):
-        a, b = key(results["fp32"]) > 0, key(results["bf16"]) > 0
+        a, b = key(runs["fp32"]) > 0, key(runs["bf16"]) > 0
         union = (a | b).sum().item()
         iou = (a & b).sum().item() / union if union else 1.0
-        print(f"fp32 vs bf16, {label}: IoU {iou:.4f}, foreground fp32 {a.float().mean():.3f} bf16 {b.float().mean():.3f}")
-    scores = [torch.cat([f.heads.object_score_logits[:, 0] for f in results[k].frames]).cpu() for k in ("fp32", "bf16")]
-    prior_err = (results["fp32"].mask_prior.prior - results["bf16"].mask_prior.prior.float()).abs().max().item()
+        print(f"fp32 vs bf16, {num_frames} frames, {label}: IoU {iou:.4f}, "
+              f"foreground fp32 {a.float().mean():.3f} bf16 {b.float().mean():.3f}")
+    scores = [torch.cat([f.heads.object_score_logits[:, 0] for f in runs[k].frames]).cpu() for k in ("fp32", "bf16")]
+    prior_err = (runs["fp32"].mask_prior.prior - runs["bf16"].mask_prior.prior.float()).abs().max().item()
     print(f"fp32 vs bf16: object-score sign agreement {(scores[0] > 0).eq(scores[1] > 0).float().mean():.3f}, "
           f"max object-score difference {(scores[0] - scores[1]).abs().max():.3e}, max prior difference {prior_err:.3e}")
 
 
-def profile_precisions(device: torch.device, num_frames: int, height: int, width: int) -> None:
+def _sync() -> None:
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
+def _synced(fn) -> float:
+    _sync()
+    start = time.perf_counter()
+    fn()
+    _sync()
+    return time.perf_counter() - start
+
+
+def _reset_peak() -> None:
+    if torch.cuda.is_available():
+        torch.cuda.reset_peak_memory_stats()
+
+
+def _peak_gib() -> float:
+    return torch.cuda.max_memory_allocated() / 2**30 if torch.cuda.is_available() else float("nan")
+
+
+def speed_table(models: dict[str, torch.nn.Module], frame_counts: list[int], expression_counts: list[int],
+                height: int, width: int, image_batch_size: int) -> None:
+    """End to end (decoded frames to masks on the host, segment_video) per precision, T and K,
+    with the stages timed alone: BEiT-3 + mask prior for K expressions, SAM 2's image encoder
+    on T frames; tracking and post-processing are the rest."""
+    options = SegmentationOptions(image_batch_size=image_batch_size)
+    rows = []
+    for name, model in models.items():
+        segment_video(synthetic_clip(4, height, width), _expressions(1), model, options=options)  # warm-up
+        cfg = model.config
+        for t in frame_counts:
+            frames = synthetic_clip(t, height, width)
+            for k in expression_counts:
+                _reset_peak()
+                total = _synced(lambda: segment_video(frames, _expressions(k), model, options=options))
+                peak = _peak_gib()
+                beit = encoder_input(frames, cfg.beit3.image_size).to(model.device)
+
+                def encode() -> None:
+                    with torch.inference_mode():
+                        for e in _expressions(k):
+                            model.encode_expression(beit, e.input_ids.to(model.device), e.attention_mask.to(model.device))
+
+                def image_encoder() -> None:
+                    sam = lambda a, b: sam2_input(encoder_input(frames[a:b], cfg.sam2.image_size).to(model.device),  # noqa: E731
+                                                  model.grounding_dtype)
+                    source = FrameFeatureSource(model.sam2, sam, t, batch_size=image_batch_size)
+                    with torch.inference_mode():
+                        for i in range(t):
+                            source(i)
+
+                encode_s, image_s = _synced(encode), _synced(image_encoder)
+                rows.append((name, t, k, total, encode_s, image_s, peak))
+                print(f"done {name} T={t} K={k}: {total:.2f} s", file=sys.stderr, flush=True)
+    print(f"| precision | T | K | ms/frame | fps | BEiT-3 + prior ms/frame | image encoder ms/frame | "
+          f"tracking + rest ms/frame | peak GPU GiB |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for name, t, k, total, encode_s, image_s, peak in rows:
+        rest = total - encode_s - image_s
+        print(f"| {name} | {t} | {k} | {1000 * total / t:.1f} | {t / total:.1f} | {1000 * encode_s / t:.1f} | "
+              f"{1000 * image_s / t:.1f} | {1000 * rest / t:.1f} | {peak:.2f} |")
+    by = {(n, t, k): total for n, t, k, total, *_ in rows}
+    for t in frame_counts:
+        for k in expression_counts[1:]:
+            for name in models:
+                print(f"{name} T={t}: K={k} costs {by[(name, t, k)] / by[(name, t, expression_counts[0])]:.2f}x "
+                      f"K={expression_counts[0]}")
+        for k in expression_counts:
+            print(f"T={t} K={k}: bf16 takes {by[('bf16', t, k)] / by[('fp32', t, k)]:.2f}x the fp32 time")
+
+
+def _expressions(count: int) -> list[PreparedExpression]:
+    ids = torch.as_tensor(SENTENCE)
+    return [PreparedExpression(f"expression {i}", ids, ids != 3, False) for i in range(count)]
+
+
+def profile_precisions(models: dict[str, torch.nn.Module], num_frames: int, height: int, width: int) -> None:
     """Top CUDA and CPU ops of one release-large run per precision (where the time goes)."""
     from torch.profiler import ProfilerActivity, profile
 
-    model = build_with_authors_weights(read_layout(FIXTURES / "layout_release_large.txt"), 0, preset="release-large")
-    model = model.to(device)
     frames = synthetic_clip(num_frames, height, width)
-    ids = np.array([[0, 1209, 5873, 73, 86, 3478, 4, 70, 23937, 2]], dtype=np.int64)
-    for name, dtype in (("fp32", None), ("bf16", torch.bfloat16)):
-        run_case(model, frames[:2], ids, autocast_dtype=dtype)
+    for name, model in models.items():
+        run_case(model, frames[:2], SENTENCE)
         with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
-            run_case(model, frames, ids, autocast_dtype=dtype)
+            run_case(model, frames, SENTENCE)
             torch.cuda.synchronize()
         print(f"--- {name}: top ops by device time")
         print(prof.key_averages().table(sort_by="self_cuda_time_total", row_limit=10, max_name_column_width=60))
@@ -128,23 +197,29 @@ def profile_precisions(device: torch.device, num_frames: int, height: int, width
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--frames", type=int, default=16)
+    parser.add_argument("--frames", type=int, nargs="+", default=[8, 32, 128])
+    parser.add_argument("--expressions", type=int, nargs="+", default=[1, 4])
     parser.add_argument("--height", type=int, default=480)
     parser.add_argument("--width", type=int, default=640)
+    parser.add_argument("--image-batch-size", type=int, default=1)
     parser.add_argument("--skip-fixtures", action="store_true")
-    parser.add_argument("--profile", action="store_true", help="also print the top ops per precision")
+    parser.add_argument("--profile", action="store_true", help="also print the top ops per precision (16 frames)")
+    parser.add_argument("--device", default="cuda", help="cpu only checks that the script runs (slow, no memory column)")
+    parser.add_argument("--agreement-frames", type=int, default=16)
     args = parser.parse_args()
-    if not torch.cuda.is_available():
+    device = torch.device(args.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
         raise SystemExit("no CUDA device: this script measures the GPU path; run the CPU tests instead")
-    device = torch.device("cuda")
     torch.backends.cuda.matmul.allow_tf32 = False  # float32 stays float32 (the reference)
     torch.backends.cudnn.allow_tf32 = False
-    print(f"torch {torch.__version__}, {torch.cuda.get_device_name(device)}")
+    print(f"torch {torch.__version__}, {torch.cuda.get_device_name(device) if device.type == 'cuda' else 'cpu'}")
     if not args.skip_fixtures:
         fixture_check(device)
-    release_large_check(device, args.frames, args.height, args.width)
+    models = release_large_models(device)
+    agreement(models, args.agreement_frames, args.height, args.width)
+    speed_table(models, args.frames, args.expressions, args.height, args.width, args.image_batch_size)
     if args.profile:
-        profile_precisions(device, args.frames, args.height, args.width)
+        profile_precisions(models, 16, args.height, args.width)
 
 
 if __name__ == "__main__":

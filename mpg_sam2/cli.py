@@ -21,7 +21,8 @@ def _segment_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", default="ref-youtube-vos", help="registry name (ref-youtube-vos, mevis, tiny) or a checkpoint folder")
     p.add_argument("--revision", help="Hub revision of a registry model")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
-    p.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
+    p.add_argument("--precision", default="fp32", choices=["fp32", "bf16"],
+                   help="bf16: BEiT-3 and the mask prior in bfloat16, SAM 2 in float32, as the authors' bf16 inference")
     p.add_argument("--fps", type=float, help="sample frames at this rate (by timestamps)")
     p.add_argument("--every-k", type=int, help="keep every k-th frame")
     p.add_argument("--max-frames", type=int, default=600, help="cap on the number of frames (default 600)")
@@ -70,11 +71,11 @@ def run_segment(args: argparse.Namespace) -> int:
     precision = check_precision(args.precision, device)
     sampling = FrameSampling(target_fps=args.fps, every_k=args.every_k, max_frames=args.max_frames, max_side=args.max_side)
     options = SegmentationOptions(
-        threshold=args.threshold, precision=precision, record_attention=args.attention,
+        threshold=args.threshold, record_attention=args.attention,
         offload_memory_to_cpu=args.offload_memory,
     )
     print(f"loading model {args.model} on {device} ({precision})", file=sys.stderr)
-    pretrained = load_pretrained(args.model, device=device, revision=args.revision)
+    pretrained = load_pretrained(args.model, device=device, revision=args.revision, precision=precision)
     tokenizer = pretrained.text_tokenizer()
     bars: dict[str, tqdm] = {}
     result = None
@@ -124,7 +125,8 @@ def _evaluate_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--revision", help="Hub revision of a registry model")
     p.add_argument("--split", help="another split of the dataset (e.g. train, to score Ref-YouTube-VOS train)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (torchrun: cuda:LOCAL_RANK)")
-    p.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
+    p.add_argument("--precision", default="fp32", choices=["fp32", "bf16"],
+                   help="bf16: BEiT-3 and the mask prior in bfloat16, SAM 2 in float32, as the authors' bf16 inference")
     p.add_argument("--threshold", type=float, default=0.5, help="mask probability threshold (default 0.5)")
     p.add_argument("--shard-index", type=int, help="this process's shard (default: torchrun's RANK, else 0)")
     p.add_argument("--shard-count", type=int, help="number of shards (default: torchrun's WORLD_SIZE, else 1)")

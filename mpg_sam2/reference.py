@@ -46,12 +46,11 @@ def run_case(
     model: MPGSAM2,
     frames: np.ndarray,
     input_ids: np.ndarray | torch.Tensor,
-    autocast_dtype: torch.dtype | None = None,
 ) -> ReferenceRun:
     """frames uint8 ``[T, H, W, 3]`` RGB, input_ids int64 ``[1, L]`` (not re-tokenised).
 
-    Runs on the model's device; ``autocast_dtype=torch.bfloat16`` enables mixed precision for
-    the encoders and heads (float32, the default, is the reference).
+    Runs on the model's device, in the precision the model holds (float32 is the reference;
+    :func:`mpg_sam2.model.precision.hold_in_precision` gives the authors' bf16 inference).
     """
     frames = np.asarray(frames)
     if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
@@ -65,11 +64,8 @@ def run_case(
     beit_pixels = encoder_input(frames, cfg.beit3.image_size).to(device)
     sam_size = cfg.sam2.image_size
     with torch.inference_mode():
-        with model.autocast(autocast_dtype):
-            prompts, prior = model.encode_expression(beit_pixels, ids, attention_mask)
-        outputs = list(
-            model.propagate(lambda start, stop: encoder_input(frames[start:stop], sam_size).to(device), prompts, autocast_dtype)
-        )
+        prompts, prior = model.encode_expression(beit_pixels, ids, attention_mask)
+        outputs = list(model.propagate(lambda start, stop: encoder_input(frames[start:stop], sam_size).to(device), prompts))
         lowres = torch.cat([o.heads.lowres_logits for o in outputs])
         final = logits_to_frame_size(lowres, sam_size, height, width).cpu()
     return ReferenceRun(prompts=prompts, mask_prior=prior, frames=outputs, final_logits=final)

@@ -37,6 +37,7 @@ from mpg_sam2.checkpoint.tokenizer_files import load_tokenizer, save_tokenizer
 from mpg_sam2.checkpoint.write_weights import write_checkpoint_dir
 from mpg_sam2.config import MPGSAM2Config, get_preset
 from mpg_sam2.model.mpg_sam2 import MPGSAM2
+from mpg_sam2.model.precision import check_precision_name, hold_in_precision
 from mpg_sam2.tokenizer import ReferringTokenizer
 
 __all__ = ["Pretrained", "config_from_checkpoint", "load_pretrained", "save_pretrained"]
@@ -102,6 +103,7 @@ def load_pretrained(
     cache_dir: str | Path | None = None,
     load_tokenizer_files: bool = True,
     local_files_only: bool = False,
+    precision: str = "fp32",
 ) -> Pretrained:
     """Build the model a checkpoint describes and load its weights strictly (eval mode).
 
@@ -118,12 +120,30 @@ def load_pretrained(
         cache_dir: Hub cache folder (default: huggingface_hub's).
         load_tokenizer_files: also load the tokenizer stored with the checkpoint.
         local_files_only: use only what is on this machine (the Hub cache), never the network.
+        precision: ``"fp32"`` (the reference) or ``"bf16"``: the grounding path held in
+            bfloat16, as the authors' bf16 inference (:mod:`mpg_sam2.model.precision`).
 
     Raises:
         ValueError: ``name_or_path`` is none of the above, or the config does not fit.
         RuntimeError: a released checkpoint has no tokenizer files, a download failed, or the
             weights do not match the model (every mismatching key is named).
     """
+    check_precision_name(precision)  # before any download
+    loaded = _load(name_or_path, revision, subfolder, preset, device, cache_dir, load_tokenizer_files, local_files_only)
+    hold_in_precision(loaded.model, precision)
+    return loaded
+
+
+def _load(
+    name_or_path: str | Path,
+    revision: str | None,
+    subfolder: str | None,
+    preset: str | None,
+    device: str | torch.device,
+    cache_dir: str | Path | None,
+    load_tokenizer_files: bool,
+    local_files_only: bool,
+) -> Pretrained:
     name = str(name_or_path)
     if isinstance(name_or_path, str) and not Path(name).expanduser().exists():
         if name in REGISTRY:

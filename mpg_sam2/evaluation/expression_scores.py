@@ -32,7 +32,6 @@ def score_expressions(
     tokenizer: ReferringTokenizer,
     dataset: ReferringDataset,
     max_expressions: int | None = None,
-    precision: str = "fp32",
     progress: Callable[[int, int], None] | None = None,
     on_result: Callable[[ReferringSample, ExpressionSegmentation], None] | None = None,
 ) -> list[ExpressionScore]:
@@ -48,7 +47,7 @@ def score_expressions(
     with _eval_mode(model):
         for video, samples in videos:
             frames, texts, prepared = _video_inputs(video, samples, model, tokenizer)
-            result = segment_video(frames, prepared, model, options=SegmentationOptions(precision=precision))
+            result = segment_video(frames, prepared, model, options=SegmentationOptions())
             by_text = dict(zip(texts, result.expressions))
             for sample in samples:
                 segmented = by_text[sample.expression.strip()]
@@ -66,7 +65,6 @@ def score_expressions_with_clicks(
     dataset: ReferringDataset,
     clicks: int,
     max_expressions: int | None = None,
-    precision: str = "fp32",
     progress: Callable[[int, int], None] | None = None,
     on_result: Callable[[ReferringSample, ExpressionSegmentation], None] | None = None,
 ) -> list[ClickedExpression]:
@@ -87,7 +85,7 @@ def score_expressions_with_clicks(
             prepared = dict(zip(texts, distinct))
             run = SegmentationRun(
                 frames, [prepared[s.expression.strip()] for s in samples], model,
-                options=SegmentationOptions(precision=precision), correctable=True,
+                options=SegmentationOptions(), correctable=True,
             )
             for _ in run.segment():
                 pass

@@ -224,12 +224,13 @@ def run_evaluation(
         from mpg_sam2.checkpoint.pretrained import load_pretrained
 
         device, _ = _device(config, local_rank)
-        loaded = load_pretrained(config.model_name, device=device, revision=config.revision)
+        loaded = load_pretrained(config.model_name, device=device, revision=config.revision, precision=config.precision)
         loaded.text_tokenizer()  # fail before predicting, not at the first video
         return loaded
 
-    precision = config.precision if pretrained is not None else _device(config, local_rank)[1]
-    options = SegmentationOptions(threshold=config.threshold, precision=precision)
+    if pretrained is None:
+        _device(config, local_rank)  # a bad device or precision fails before any prediction
+    options = SegmentationOptions(threshold=config.threshold)
     bar = _bar(progress, len(shard), f"predict {benchmark.name} shard {config.shard_index + 1}/{config.shard_count}")
     start = time.perf_counter()
     for done in iter_predict(benchmark, shard, config.out, load, options):

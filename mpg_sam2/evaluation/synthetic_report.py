@@ -92,7 +92,6 @@ def evaluate_synthetic(
     root: str | Path,
     split: str = "test",
     max_expressions: int | None = None,
-    precision: str = "fp32",
     progress: bool = False,
     diagnose: bool = False,
     clicks: int = 0,
@@ -126,7 +125,7 @@ def evaluate_synthetic(
     clicked = after_clicks = gains = None
     if clicks:
         clicked = score_expressions_with_clicks(
-            model, tokenizer, dataset, clicks, max_expressions, precision, progress=say if progress else None,
+            model, tokenizer, dataset, clicks, max_expressions, progress=say if progress else None,
             on_result=on_result,
         )
         scores = [c.scores[0] for c in clicked]
@@ -134,7 +133,7 @@ def evaluate_synthetic(
         gains = click_gains(clicked, types)
     else:
         scores = score_expressions(
-            model, tokenizer, dataset, max_expressions, precision, progress=say if progress else None, on_result=on_result
+            model, tokenizer, dataset, max_expressions, progress=say if progress else None, on_result=on_result
         )
     grounding = None
     if diagnose:

@@ -19,6 +19,7 @@ from mpg_sam2.config import MPGSAM2Config
 from mpg_sam2.model.beit3 import BEiT3
 from mpg_sam2.model.frame_features import FrameFeatureSource
 from mpg_sam2.model.mask_prior_generator import MaskPriorGenerator, MaskPriorOutput
+from mpg_sam2.model.precision import sam2_input
 from mpg_sam2.model.prompted_sam2 import build_prompted_sam2
 from mpg_sam2.model.video_propagation import ExpressionTracker, FrameOutput, ReferringPrompts, propagate
 
@@ -56,6 +57,11 @@ class MPGSAM2(nn.Module):
     def device(self) -> torch.device:
         return next(self.parameters()).device
 
+    @property
+    def grounding_dtype(self) -> torch.dtype:
+        """float32, or bfloat16 for a model held in bf16 (:mod:`mpg_sam2.model.precision`)."""
+        return self.beit3.vision_embed.proj.weight.dtype
+
     def encode_expression(
         self,
         beit_pixels: torch.Tensor,
@@ -71,6 +77,8 @@ class MPGSAM2(nn.Module):
         """
         if input_ids.ndim != 2 or input_ids.shape[0] != 1:
             raise ValueError(f"expected input_ids of shape [1, L] (one expression), got {tuple(input_ids.shape)}")
+        # A model held in bf16 (precision.py) runs BEiT-3 on bfloat16 pixels, as the authors do.
+        beit_pixels = beit_pixels.to(self.grounding_dtype)
         cls, patches, text = [], [], []
         for chunk in beit_pixels.split(frames_per_batch):
             n = chunk.shape[0]
@@ -83,10 +91,12 @@ class MPGSAM2(nn.Module):
         num_frames, num_patches, dim = prior.global_context.shape
         global_context = prior.global_context.reshape(1, num_frames * num_patches, dim)
         aggregator = self.sam2.sam_mask_decoder.aggregator
+        # SAM 2 reads its prompts in float32 (SPEC §9): cast here, once per video, not per frame.
+        # In float32 `.float()` returns the same tensor.
         prompts = ReferringPrompts(
-            text_tokens=self.text_prompt_proj(cls_t)[:, None, None],
-            text_features=self.text_feature_proj(text_t)[:, None],
-            mask_priors=prior.prior[:, None],
+            text_tokens=self.text_prompt_proj(cls_t).float()[:, None, None],
+            text_features=self.text_feature_proj(text_t).float()[:, None],
+            mask_priors=prior.prior.float()[:, None],
             global_context=global_context,
             # Identical on every frame: compressed once per video and expression.
             global_patches=aggregator.compress_global_context(prior.global_context[None]),
@@ -97,23 +107,27 @@ class MPGSAM2(nn.Module):
         self,
         sam_images: Callable[[int, int], torch.Tensor],
         prompts: ReferringPrompts,
-        autocast_dtype: torch.dtype | None = None,
         storage_device: torch.device | str | None = None,
         image_batch_size: int = 1,
     ) -> Iterator[FrameOutput]:
         """One expression through the frame loop: yields frames 0..T-1.
 
-        ``sam_images(start, stop)`` gives frames ``start..stop-1`` as ``[n, 3, S, S]`` SAM 2
-        input; ``storage_device="cpu"`` keeps the per-frame memories on the CPU between frames.
+        ``sam_images(start, stop)`` gives frames ``start..stop-1`` as ``[n, 3, S, S]`` float32
+        SAM 2 input (a model held in bf16 rounds it as the authors' runs do, precision.py);
+        ``storage_device="cpu"`` keeps the per-frame memories on the CPU between frames.
         Several expressions on shared image features: :func:`video_propagation.propagate`.
         """
+        dtype = self.grounding_dtype
         tracker = ExpressionTracker(self.sam2, prompts, storage_device)
-        features = FrameFeatureSource(self.sam2, sam_images, prompts.num_frames, batch_size=image_batch_size)
-        frames = propagate(features, [tracker], frame_context=lambda: self.autocast(autocast_dtype))
-        return (frame.outputs[0] for frame in frames)
+        features = FrameFeatureSource(
+            self.sam2, lambda start, stop: sam2_input(sam_images(start, stop), dtype), prompts.num_frames,
+            batch_size=image_batch_size,
+        )
+        return (frame.outputs[0] for frame in propagate(features, [tracker]))
 
     def autocast(self, dtype: torch.dtype | None) -> contextlib.AbstractContextManager:
-        """Mixed precision for the encoders and heads; ``None`` keeps float32 (the reference)."""
+        """Training's mixed precision (``torch.bfloat16`` on CUDA); ``None`` keeps float32.
+        Inference never autocasts: a model is held in one precision (precision.py)."""
         if dtype is None or dtype == torch.float32:
             return contextlib.nullcontext()
         return torch.autocast(device_type=self.device.type, dtype=dtype)

@@ -160,7 +160,7 @@ def propagate(
         trackers: one per expression, all over the same T frames; each steps once per frame on
             the shared image features.
         frame_context: entered around each frame's work (and the batch's encoding) and left
-            before the yield, e.g. inference mode plus autocast: a generator may be resumed in
+            before the yield, e.g. inference mode: a generator may be resumed in
             another thread, and the consumer's code must not run inside it.
         step_context: ``k -> context`` entered around tracker ``k``'s step (attention recording).
         seconds: if given, accumulates the trackers' wall time under ``"sam2_tracking"`` (the

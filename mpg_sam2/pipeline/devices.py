@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import torch
 
+from mpg_sam2.model.precision import check_precision_name
+
 
 def select_device(name: str = "auto") -> torch.device:
     """``"auto"`` picks CUDA, then Apple MPS, then the CPU; an explicit choice must exist."""
@@ -27,9 +29,9 @@ def select_device(name: str = "auto") -> torch.device:
 
 
 def check_precision(precision: str, device: torch.device) -> str:
-    """bf16 autocast is for GPUs; on the CPU it is allowed but usually slower than fp32."""
-    if precision not in ("fp32", "bf16"):
-        raise ValueError(f"precision must be 'fp32' or 'bf16', got {precision!r}")
+    """bf16 (the grounding path held in bfloat16, mpg_sam2.model.precision) is for GPUs; on
+    the CPU it is allowed but usually slower than fp32."""
+    check_precision_name(precision)
     if precision == "bf16" and device.type == "mps":
-        raise ValueError("bf16 autocast is not supported on MPS; use --precision fp32")
+        raise ValueError("bf16 inference is not supported on MPS; use --precision fp32")
     return precision

@@ -32,19 +32,16 @@ from mpg_sam2.frames import encoder_input, logits_to_frame_size
 from mpg_sam2.model.click_correction import repropagate
 from mpg_sam2.model.frame_features import FrameFeatureSource
 from mpg_sam2.model.mpg_sam2 import MPGSAM2
+from mpg_sam2.model.precision import sam2_input
 from mpg_sam2.model.video_propagation import ExpressionTracker, FrameOutput, propagate
 from mpg_sam2.pipeline.attention_maps import AttentionRecorder
 from mpg_sam2.pipeline.clicks import Correction, check_corrections
 from mpg_sam2.pipeline.expressions import PreparedExpression, prepare_expressions
 from mpg_sam2.tokenizer import ReferringTokenizer
 
-PRECISIONS = {"fp32": None, "bf16": torch.bfloat16}
-
-
 @dataclass(frozen=True)
 class SegmentationOptions:
     threshold: float = 0.5  # on sigmoid(logit), as the authors' inference script
-    precision: str = "fp32"  # "fp32" (the reference) or "bf16" (autocast for encoders and heads)
     record_attention: bool = False  # attention overlays (costs a little time; no number changes)
     offload_memory_to_cpu: bool = False  # keep per-frame memories on the CPU between frames
     beit3_frames_per_batch: int = 16
@@ -56,8 +53,6 @@ class SegmentationOptions:
     def __post_init__(self) -> None:
         if not 0.0 < self.threshold < 1.0:
             raise ValueError(f"threshold must be a probability in (0, 1), got {self.threshold}")
-        if self.precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {sorted(PRECISIONS)}, got {self.precision!r}")
         if self.beit3_frames_per_batch < 1:
             raise ValueError("beit3_frames_per_batch must be at least 1")
         if self.image_batch_size < 1:
@@ -139,9 +134,10 @@ class SegmentationRun:
     Args:
         frames: uint8 ``[T, H, W, 3]`` RGB frames (see :mod:`mpg_sam2.video` to decode a file).
         expressions: sentences (tokenised with ``tokenizer``) or already prepared expressions.
-        model: an MPG-SAM 2 model in eval mode on the device to use.
+        model: an MPG-SAM 2 model in eval mode on the device to use, in the precision to run
+            (float32, or held in bf16 by :func:`mpg_sam2.model.precision.hold_in_precision`).
         fps / timestamps_s: timing of the frames (for the result and exports).
-        options: threshold, precision, attention recording, memory offloading, encoder batch.
+        options: threshold, attention recording, memory offloading, encoder batch.
         correctable: the expression indices that may be corrected (``True``: all). Their
             trackers keep every frame's memory and every frame's image features are kept (on
             the CPU with ``offload_memory_to_cpu``); without any, the result is the paper's and
@@ -201,7 +197,7 @@ class SegmentationRun:
             raise RuntimeError("this run is already segmented; correct it or start a new run")
         self._check_whole()
         model, options, cfg = self.model, self.options, self.model.config
-        device, dtype = model.device, PRECISIONS[options.precision]
+        device, dtype = model.device, model.grounding_dtype
         storage = torch.device("cpu") if options.offload_memory_to_cpu else None
         num_frames, (height, width) = self.num_frames, self.frame_size
         recorder = self._recorder
@@ -216,7 +212,7 @@ class SegmentationRun:
         for k, expression in enumerate(self.prepared):
             start = time.perf_counter()
             with torch.inference_mode():
-                with model.autocast(dtype), (recorder if recorder is not None else contextlib.nullcontext()):
+                with recorder if recorder is not None else contextlib.nullcontext():
                     prompts, prior = model.encode_expression(
                         beit_pixels,
                         expression.input_ids.to(device),
@@ -242,7 +238,7 @@ class SegmentationRun:
 
         self._features = FrameFeatureSource(
             model.sam2,
-            lambda start, stop: encoder_input(self.frames[start:stop], cfg.sam2.image_size).to(device),
+            lambda start, stop: sam2_input(encoder_input(self.frames[start:stop], cfg.sam2.image_size).to(device), dtype),
             num_frames,
             batch_size=options.image_batch_size,
             keep=bool(self.correctable),
@@ -303,10 +299,7 @@ class SegmentationRun:
         return VideoSegmentation(results, self.timestamps_s, self.fps, self.frame_size, dict(self.seconds))
 
     def _frame_context(self) -> contextlib.AbstractContextManager:
-        stack = contextlib.ExitStack()
-        stack.enter_context(torch.inference_mode())
-        stack.enter_context(self.model.autocast(PRECISIONS[self.options.precision]))
-        return stack
+        return torch.inference_mode()
 
     @contextlib.contextmanager
     def _step_context(self, k: int) -> Iterator[None]:

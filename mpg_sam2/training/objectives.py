@@ -145,8 +145,9 @@ class ReferringObjective(Objective):
             return None
         from mpg_sam2.training.validation import validate
 
-        precision = "bf16" if autocast_dtype == torch.bfloat16 else "fp32"
-        result = validate(model, tokenizer, self._validation_set, self._val_expressions, precision)
+        # Validation runs under the training's autocast (bf16 on CUDA), on its float32 weights.
+        with model.autocast(autocast_dtype):
+            result = validate(model, tokenizer, self._validation_set, self._val_expressions)
         model.train()
         return {"J": result.j, "F": result.f, "J&F": result.jf, "expressions": result.count}
 

@@ -37,7 +37,6 @@ def validate(
     tokenizer: ReferringTokenizer,
     dataset: ReferringDataset,
     max_expressions: int | None = 16,
-    precision: str = "fp32",
 ) -> MeanScores:
     """Mean J, F over the first ``max_expressions`` expressions with masks (model left in its mode)."""
-    return summarize(score_expressions(model, tokenizer, dataset, max_expressions, precision)).overall
+    return summarize(score_expressions(model, tokenizer, dataset, max_expressions)).overall
