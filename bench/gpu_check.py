@@ -68,6 +68,11 @@ def fixture_check(device: torch.device) -> None:
         print(f"fixture {case} on {device}: final-logit error per frame {np.array2string(err, precision=2)} "
               f"(limits 1e-3 frame 0, 5e-3 later); object-score error "
               f"{np.abs(scores - outputs['object_score_logits']).max():.2e}; mask flips outside margin {flips}")
+        # The pipeline's masks and scores reach the host by asynchronous copies (host_copies.py).
+        ids = torch.as_tensor(inputs["input_ids"])
+        piped = segment_video(inputs["frames"], [PreparedExpression("case", ids, ids != 3, False)], model).expressions[0]
+        same = np.array_equal(piped.masks, final > 0) and np.allclose(piped.object_scores, scores, atol=0)
+        print(f"fixture {case}: pipeline masks and scores equal the model core's: {same}")
         del model
         if device.type == "cuda":
             torch.cuda.empty_cache()

@@ -37,6 +37,7 @@ from mpg_sam2.model.video_propagation import ExpressionTracker, FrameOutput, pro
 from mpg_sam2.pipeline.attention_maps import AttentionRecorder
 from mpg_sam2.pipeline.clicks import Correction, check_corrections
 from mpg_sam2.pipeline.expressions import PreparedExpression, prepare_expressions
+from mpg_sam2.pipeline.host_copies import HostCopies
 from mpg_sam2.tokenizer import ReferringTokenizer
 
 @dataclass(frozen=True)
@@ -186,6 +187,7 @@ class SegmentationRun:
         # Set when a step stops half-way (an error, or its consumer closing it): masks and
         # memories are then partly updated, so the run refuses to go on.
         self._broken: str | None = None
+        self._host = HostCopies()  # masks and scores on their way to the result arrays
 
     @property
     def num_frames(self) -> int:
@@ -254,6 +256,7 @@ class SegmentationRun:
                 self._store(k, out)
             t = tracked.frame_index
             yield Progress("track", t + 1, num_frames, f"segmented frame {t + 1}/{num_frames}")
+        self._host.finish()
 
     def correct(self, correction: Correction) -> Iterator[Progress]:
         """Apply one correction: its frame decoded with the clicks, its expression tracked
@@ -278,6 +281,7 @@ class SegmentationRun:
                 yield Progress("correct", retracked, self.num_frames, f"expression {k + 1}: re-tracked frame {out.frame_index + 1}")
             finished = True
         finally:
+            self._host.finish()
             if not finished:
                 self._broken = f"a correction of expression {k} stopped after {retracked} frames"
         self.results[k].corrections += (correction,)
@@ -291,6 +295,7 @@ class SegmentationRun:
         arrays are this run's own, which a later :meth:`correct` updates in place (no copy of
         ``[T, H, W]`` masks per call); copy them to keep a state."""
         self._check_whole()
+        self._host.finish()
         results = []
         for k, expression in enumerate(self.results):
             maps = self._text_maps[k]
@@ -317,8 +322,9 @@ class SegmentationRun:
         size, (height, width) = self.model.config.sam2.image_size, self.frame_size
         with torch.inference_mode():
             logits = logits_to_frame_size(out.heads.lowres_logits, size, height, width)
-            self.results[k].masks[out.frame_index] = (logits[0] > self._logit_threshold).cpu().numpy()
-            self.results[k].object_scores[out.frame_index] = float(out.heads.object_score_logits[0, 0])
+            result = self.results[k]
+            self._host.put(result.masks, result.object_scores, out.frame_index,
+                           logits[0] > self._logit_threshold, out.heads.object_score_logits[0, 0])
         if self._recorder is not None:
             self._text_maps[k][out.frame_index] = self._step_maps.pop(k)
         self.seconds["postprocess"] += time.perf_counter() - start
