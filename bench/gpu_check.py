@@ -2,22 +2,29 @@
 
 1. The ``mini`` reference fixtures on CUDA in float32: largest errors against the authors'
    outputs (same tolerances as the CPU tests).
-2. ``release-large`` (SAM 2.0 Hiera-L + BEiT-3 large) with synthetic weights, in float32 and
-   held in bf16 (the authors' bf16 inference, mpg_sam2/model/precision.py): their agreement on
-   a 16-frame clip (low-res mask IoU, object-score sign agreement).
-3. For T = 8, 32, 128 frames and K = 1, 4 expressions, per precision: ms per frame end to end
+2. ``release-large`` (SAM 2.0 Hiera-L + BEiT-3 large) with synthetic weights, in float32, held
+   in bf16 (the authors' bf16 inference, mpg_sam2/model/precision.py), and bf16 with TF32
+   matmuls: their agreement with float32 on a 16-frame clip (low-res mask IoU, object-score
+   sign agreement).
+3. For T = 8, 32, 128 frames and K = 1, 4 expressions, per variant: ms per frame end to end
    (decoded frames to masks on the host), per stage, frames per second, peak GPU memory.
-   About 5 minutes on an H200, model building included.
+   Estimated at about 5 minutes on an H200, model building included (not run yet).
+
+``--device cpu --preset mini --skip-fixtures --frames 2 --expressions 1 2 --agreement-frames 2``
+checks on a CPU that the script runs (a few minutes).
 
     python bench/gpu_check.py [--frames 8 32 128] [--expressions 1 4] [--image-batch-size 1] [--profile]
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import torch
@@ -34,8 +41,11 @@ from mpg_sam2.reference import build_with_authors_weights, run_case  # noqa: E40
 from mpg_sam2.synthetic_weights import read_layout  # noqa: E402
 
 FIXTURES = ROOT / "tests" / "fixtures"
-# A sentence of the release tokenizer's ids, [BOS ... EOS] (pad is id 3).
-SENTENCE = np.array([[0, 1209, 5873, 73, 86, 3478, 4, 70, 23937, 2]], dtype=np.int64)
+# A sentence of token ids inside each preset's vocabulary, [BOS ... EOS] (pad is id 3).
+SENTENCES = {
+    "release-large": np.array([[0, 1209, 5873, 73, 86, 3478, 4, 70, 23937, 2]], dtype=np.int64),
+    "mini": np.array([[0, 17, 245, 963, 58, 2]], dtype=np.int64),
+}
 
 
 def synthetic_clip(num_frames: int, height: int, width: int) -> np.ndarray:
@@ -78,34 +88,60 @@ def fixture_check(device: torch.device) -> None:
             torch.cuda.empty_cache()
 
 
-def release_large_models(device: torch.device) -> dict[str, torch.nn.Module]:
-    """``release-large`` with synthetic weights, in float32 and held in bf16 (precision.py)."""
+@dataclass
+class Variant:
+    """One row kind of the table: a model and whether float32 matmuls may use TF32."""
+
+    model: torch.nn.Module
+    sentence: np.ndarray  # [1, L] token ids in the model's vocabulary
+    tf32: bool = False
+
+    @contextlib.contextmanager
+    def active(self) -> Iterator[None]:
+        before = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = self.tf32
+        try:
+            yield
+        finally:
+            torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = before
+
+
+def model_variants(device: torch.device, preset: str) -> dict[str, Variant]:
+    """``preset`` with synthetic weights: float32 (the reference), held in bf16 (precision.py),
+    and the bf16 model with TF32 matmuls in SAM 2's float32 part (not a product option yet:
+    measured here to see whether it pays)."""
     t0 = time.perf_counter()
-    model = build_with_authors_weights(read_layout(FIXTURES / "layout_release_large.txt"), 0, preset="release-large")
-    model = model.to(device).eval()
-    print(f"release-large built with synthetic weights in {time.perf_counter() - t0:.1f} s "
+    layout = read_layout(FIXTURES / f"layout_{preset.replace('-', '_')}.txt")
+    model = build_with_authors_weights(layout, 0, preset=preset).to(device).eval()
+    print(f"{preset} built with synthetic weights in {time.perf_counter() - t0:.1f} s "
           f"({sum(p.numel() for p in model.parameters()) / 1e6:.1f} M parameters)")
-    return {"fp32": model, "bf16": hold_in_precision(copy.deepcopy(model), "bf16")}
+    bf16 = hold_in_precision(copy.deepcopy(model), "bf16")
+    ids = SENTENCES[preset]
+    return {"fp32": Variant(model, ids), "bf16": Variant(bf16, ids), "bf16+tf32": Variant(bf16, ids, tf32=True)}
 
 
-def agreement(models: dict[str, torch.nn.Module], num_frames: int, height: int, width: int) -> None:
-    """bf16 against fp32 on one clip: low-res mask IoU before the no-object gate (synthetic
-    weights may put every frame below the object-score threshold), final-mask IoU and
-    object-score sign agreement."""
+def agreement(variants: dict[str, Variant], num_frames: int, height: int, width: int) -> None:
+    """Each variant against fp32 on one clip: low-res mask IoU before the no-object gate
+    (synthetic weights may put every frame below the object-score threshold), final-mask IoU
+    and object-score sign agreement."""
     frames = synthetic_clip(num_frames, height, width)
-    runs = {name: run_case(model, frames, SENTENCE) for name, model in models.items()}
-    for label, key in (("final masks", lambda r: r.final_logits),
-                       ("low-res masks before the no-object gate",
-                        lambda r: torch.cat([f.heads.lowres_logits_before[:, 0] for f in r.frames]).cpu())):
-        a, b = key(runs["fp32"]) > 0, key(runs["bf16"]) > 0
-        union = (a | b).sum().item()
-        iou = (a & b).sum().item() / union if union else 1.0
-        print(f"fp32 vs bf16, {num_frames} frames, {label}: IoU {iou:.4f}, "
-              f"foreground fp32 {a.float().mean():.3f} bf16 {b.float().mean():.3f}")
-    scores = [torch.cat([f.heads.object_score_logits[:, 0] for f in runs[k].frames]).cpu() for k in ("fp32", "bf16")]
-    prior_err = (runs["fp32"].mask_prior.prior - runs["bf16"].mask_prior.prior.float()).abs().max().item()
-    print(f"fp32 vs bf16: object-score sign agreement {(scores[0] > 0).eq(scores[1] > 0).float().mean():.3f}, "
-          f"max object-score difference {(scores[0] - scores[1]).abs().max():.3e}, max prior difference {prior_err:.3e}")
+    runs = {}
+    for name, variant in variants.items():
+        with variant.active():
+            runs[name] = run_case(variant.model, frames, variant.sentence)
+    for name in list(variants)[1:]:
+        for label, key in (("final masks", lambda r: r.final_logits),
+                           ("low-res masks before the no-object gate",
+                            lambda r: torch.cat([f.heads.lowres_logits_before[:, 0] for f in r.frames]).cpu())):
+            a, b = key(runs["fp32"]) > 0, key(runs[name]) > 0
+            union = (a | b).sum().item()
+            iou = (a & b).sum().item() / union if union else 1.0
+            print(f"fp32 vs {name}, {num_frames} frames, {label}: IoU {iou:.4f}, "
+                  f"foreground fp32 {a.float().mean():.3f} {name} {b.float().mean():.3f}")
+        scores = [torch.cat([f.heads.object_score_logits[:, 0] for f in runs[k].frames]).cpu() for k in ("fp32", name)]
+        prior_err = (runs["fp32"].mask_prior.prior - runs[name].mask_prior.prior.float()).abs().max().item()
+        print(f"fp32 vs {name}: object-score sign agreement {(scores[0] > 0).eq(scores[1] > 0).float().mean():.3f}, "
+              f"max object-score difference {(scores[0] - scores[1]).abs().max():.3e}, max prior difference {prior_err:.3e}")
 
 
 def _sync() -> None:
@@ -130,41 +166,43 @@ def _peak_gib() -> float:
     return torch.cuda.max_memory_allocated() / 2**30 if torch.cuda.is_available() else float("nan")
 
 
-def speed_table(models: dict[str, torch.nn.Module], frame_counts: list[int], expression_counts: list[int],
+def speed_table(variants: dict[str, Variant], frame_counts: list[int], expression_counts: list[int],
                 height: int, width: int, image_batch_size: int) -> None:
     """End to end (decoded frames to masks on the host, segment_video) per precision, T and K,
     with the stages timed alone: BEiT-3 + mask prior for K expressions, SAM 2's image encoder
     on T frames; tracking and post-processing are the rest."""
     options = SegmentationOptions(image_batch_size=image_batch_size)
     rows = []
-    for name, model in models.items():
-        segment_video(synthetic_clip(4, height, width), _expressions(1), model, options=options)  # warm-up
-        cfg = model.config
-        for t in frame_counts:
-            frames = synthetic_clip(t, height, width)
-            for k in expression_counts:
-                _reset_peak()
-                total = _synced(lambda: segment_video(frames, _expressions(k), model, options=options))
-                peak = _peak_gib()
-                beit = encoder_input(frames, cfg.beit3.image_size).to(model.device)
+    for name, variant in variants.items():
+        model = variant.model
+        with variant.active():
+            segment_video(synthetic_clip(2, height, width), _expressions(1, variant.sentence), model, options=options)  # warm-up
+            cfg = model.config
+            for t in frame_counts:
+                frames = synthetic_clip(t, height, width)
+                for k in expression_counts:
+                    _reset_peak()
+                    total = _synced(lambda: segment_video(frames, _expressions(k, variant.sentence), model, options=options))
+                    peak = _peak_gib()
+                    beit = encoder_input(frames, cfg.beit3.image_size).to(model.device)
 
-                def encode() -> None:
-                    with torch.inference_mode():
-                        for e in _expressions(k):
-                            model.encode_expression(beit, e.input_ids.to(model.device), e.attention_mask.to(model.device))
+                    def encode() -> None:
+                        with torch.inference_mode():
+                            for e in _expressions(k, variant.sentence):
+                                model.encode_expression(beit, e.input_ids.to(model.device), e.attention_mask.to(model.device))
 
-                def image_encoder() -> None:
-                    sam = lambda a, b: sam2_input(encoder_input(frames[a:b], cfg.sam2.image_size).to(model.device),  # noqa: E731
-                                                  model.grounding_dtype)
-                    source = FrameFeatureSource(model.sam2, sam, t, batch_size=image_batch_size)
-                    with torch.inference_mode():
-                        for i in range(t):
-                            source(i)
+                    def image_encoder() -> None:
+                        sam = lambda a, b: sam2_input(encoder_input(frames[a:b], cfg.sam2.image_size).to(model.device),  # noqa: E731
+                                                      model.grounding_dtype)
+                        source = FrameFeatureSource(model.sam2, sam, t, batch_size=image_batch_size)
+                        with torch.inference_mode():
+                            for i in range(t):
+                                source(i)
 
-                encode_s, image_s = _synced(encode), _synced(image_encoder)
-                rows.append((name, t, k, total, encode_s, image_s, peak))
-                print(f"done {name} T={t} K={k}: {total:.2f} s", file=sys.stderr, flush=True)
-    print(f"| precision | T | K | ms/frame | fps | BEiT-3 + prior ms/frame | image encoder ms/frame | "
+                    encode_s, image_s = _synced(encode), _synced(image_encoder)
+                    rows.append((name, t, k, total, encode_s, image_s, peak))
+                    print(f"done {name} T={t} K={k}: {total:.2f} s", file=sys.stderr, flush=True)
+    print(f"| variant | T | K | ms/frame | fps | BEiT-3 + prior ms/frame | image encoder ms/frame | "
           f"tracking + rest ms/frame | peak GPU GiB |")
     print("|---|---|---|---|---|---|---|---|---|")
     for name, t, k, total, encode_s, image_s, peak in rows:
@@ -174,28 +212,30 @@ def speed_table(models: dict[str, torch.nn.Module], frame_counts: list[int], exp
     by = {(n, t, k): total for n, t, k, total, *_ in rows}
     for t in frame_counts:
         for k in expression_counts[1:]:
-            for name in models:
+            for name in variants:
                 print(f"{name} T={t}: K={k} costs {by[(name, t, k)] / by[(name, t, expression_counts[0])]:.2f}x "
                       f"K={expression_counts[0]}")
         for k in expression_counts:
-            print(f"T={t} K={k}: bf16 takes {by[('bf16', t, k)] / by[('fp32', t, k)]:.2f}x the fp32 time")
+            for name in list(variants)[1:]:
+                print(f"T={t} K={k}: {name} takes {by[(name, t, k)] / by[('fp32', t, k)]:.2f}x the fp32 time")
 
 
-def _expressions(count: int) -> list[PreparedExpression]:
-    ids = torch.as_tensor(SENTENCE)
+def _expressions(count: int, sentence: np.ndarray) -> list[PreparedExpression]:
+    ids = torch.as_tensor(sentence)
     return [PreparedExpression(f"expression {i}", ids, ids != 3, False) for i in range(count)]
 
 
-def profile_precisions(models: dict[str, torch.nn.Module], num_frames: int, height: int, width: int) -> None:
-    """Top CUDA and CPU ops of one release-large run per precision (where the time goes)."""
+def profile_precisions(variants: dict[str, Variant], num_frames: int, height: int, width: int) -> None:
+    """Top CUDA and CPU ops of one release-large run per variant (where the time goes)."""
     from torch.profiler import ProfilerActivity, profile
 
     frames = synthetic_clip(num_frames, height, width)
-    for name, model in models.items():
-        run_case(model, frames[:2], SENTENCE)
-        with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
-            run_case(model, frames, SENTENCE)
-            torch.cuda.synchronize()
+    for name, variant in variants.items():
+        with variant.active():
+            run_case(variant.model, frames[:2], variant.sentence)
+            with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+                run_case(variant.model, frames, variant.sentence)
+                _sync()
         print(f"--- {name}: top ops by device time")
         print(prof.key_averages().table(sort_by="self_cuda_time_total", row_limit=10, max_name_column_width=60))
 
@@ -211,6 +251,7 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true", help="also print the top ops per precision (16 frames)")
     parser.add_argument("--device", default="cuda", help="cpu only checks that the script runs (slow, no memory column)")
     parser.add_argument("--agreement-frames", type=int, default=16)
+    parser.add_argument("--preset", default="release-large", choices=["release-large", "mini"])
     args = parser.parse_args()
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
@@ -220,11 +261,11 @@ def main() -> None:
     print(f"torch {torch.__version__}, {torch.cuda.get_device_name(device) if device.type == 'cuda' else 'cpu'}")
     if not args.skip_fixtures:
         fixture_check(device)
-    models = release_large_models(device)
-    agreement(models, args.agreement_frames, args.height, args.width)
-    speed_table(models, args.frames, args.expressions, args.height, args.width, args.image_batch_size)
+    variants = model_variants(device, args.preset)
+    agreement(variants, args.agreement_frames, args.height, args.width)
+    speed_table(variants, args.frames, args.expressions, args.height, args.width, args.image_batch_size)
     if args.profile:
-        profile_precisions(models, 16, args.height, args.width)
+        profile_precisions(variants, 16, args.height, args.width)
 
 
 if __name__ == "__main__":
