@@ -94,3 +94,14 @@ def test_bf16_agrees_with_the_authors_float32_outputs(case):
     assert np.abs(scores - reference).max() <= 0.02
     prior = run.mask_prior.prior.float().numpy()[:, 0]
     assert np.abs(prior - data["intermediates_prior"]["mask_prior"].reshape(prior.shape)).max() <= 0.05
+
+
+def test_load_pretrained_holds_the_requested_precision():
+    from mpg_sam2.checkpoint.pretrained import load_pretrained
+
+    offline = FIXTURES.parents[1] / "checkpoints" / "offline"
+    assert model_precision(load_pretrained(offline, load_tokenizer_files=False, precision="bf16").model) == "bf16"
+    assert model_precision(load_pretrained(offline, load_tokenizer_files=False).model) == "fp32"
+    # A bad precision fails before anything is resolved or downloaded (this repo id does not exist).
+    with pytest.raises(ValueError, match="precision must be one of"):
+        load_pretrained("nobody/no-such-model", precision="fp16", local_files_only=True)

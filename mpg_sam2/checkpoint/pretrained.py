@@ -129,36 +129,25 @@ def load_pretrained(
             weights do not match the model (every mismatching key is named).
     """
     check_precision_name(precision)  # before any download
-    loaded = _load(name_or_path, revision, subfolder, preset, device, cache_dir, load_tokenizer_files, local_files_only)
-    hold_in_precision(loaded.model, precision)
-    return loaded
-
-
-def _load(
-    name_or_path: str | Path,
-    revision: str | None,
-    subfolder: str | None,
-    preset: str | None,
-    device: str | torch.device,
-    cache_dir: str | Path | None,
-    load_tokenizer_files: bool,
-    local_files_only: bool,
-) -> Pretrained:
     name = str(name_or_path)
+    loaded = None
     if isinstance(name_or_path, str) and not Path(name).expanduser().exists():
         if name in REGISTRY:
             if subfolder is not None:
                 raise ValueError(f"{name!r} is a released checkpoint, found by its name; pass no subfolder")
-            return _load_release(name, revision, preset, device, cache_dir, load_tokenizer_files, local_files_only)
-        if name.strip() and not is_repo_id(name):
+            loaded = _load_release(name, revision, preset, device, cache_dir, load_tokenizer_files, local_files_only)
+        elif name.strip() and not is_repo_id(name):
             raise ValueError(
                 f"{name!r} is neither a local checkpoint, a Hub repo id 'owner/name' nor a known model; "
                 f"known: {sorted(REGISTRY)}"
             )
-    path = resolve_checkpoint(
-        name_or_path, revision=revision, subfolder=subfolder, cache_dir=cache_dir, local_files_only=local_files_only
-    )
-    return _load_local(path, preset, device, load_tokenizer_files)
+    if loaded is None:
+        path = resolve_checkpoint(
+            name_or_path, revision=revision, subfolder=subfolder, cache_dir=cache_dir, local_files_only=local_files_only
+        )
+        loaded = _load_local(path, preset, device, load_tokenizer_files)
+    hold_in_precision(loaded.model, precision)
+    return loaded
 
 
 def _load_local(path: Path, preset: str | None, device: str | torch.device, load_tokenizer_files: bool) -> Pretrained:
