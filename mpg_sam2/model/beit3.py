@@ -40,7 +40,7 @@ class FeedForward(nn.Module):
         self.fc2 = nn.Linear(hidden_dim, dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # torchscale evaluates GELU in float32 and casts back (matters under bf16 autocast).
+        # torchscale evaluates GELU in float32 and casts back (matters in bf16).
         hidden = F.gelu(self.fc1(x).float()).type_as(x)
         return self.fc2(self.norm(hidden))
 

@@ -78,7 +78,8 @@ class MaskPriorGenerator(nn.Module):
         g = self.grid_size
         prior_logits = self.prior_head(modulated).view(num_frames, g, g)
         context = self.global_context_proj(modulated)
-        # Under bf16 autocast the float32 code promotes the context to float32, as in the authors' runs.
+        # In bf16 (weights held in bf16, or training's autocast) the float32 code promotes the
+        # context to float32, as in the authors' runs.
         context = context + self.temporal_encoding(num_frames, context.device)[:, None]
         return MaskPriorOutput(
             prior=prior_logits.sigmoid().unsqueeze(1),
