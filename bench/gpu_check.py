@@ -256,6 +256,8 @@ def main() -> None:
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise SystemExit("no CUDA device: this script measures the GPU path; run the CPU tests instead")
+    if device.type == "cuda":
+        torch.cuda.set_device(device)  # syncs and peak-memory counters below act on the current device
     torch.backends.cuda.matmul.allow_tf32 = False  # float32 stays float32 (the reference)
     torch.backends.cudnn.allow_tf32 = False
     print(f"torch {torch.__version__}, {torch.cuda.get_device_name(device) if device.type == 'cuda' else 'cpu'}")

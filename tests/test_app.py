@@ -356,6 +356,23 @@ def test_rerun_with_clicks_changes_only_that_expression(app, two_expressions):
     np.testing.assert_array_equal(np.load(again / "masks.npy")[0], old["masks"][0])
 
 
+def test_a_record_naming_a_removed_option_still_loads(two_expressions, tmp_path):
+    """Records written before the precision moved onto the model carry "precision" in their
+    options; they still load, with the options that remain."""
+    import json
+    import shutil
+
+    from mpg_sam2.app.request_record import _INDEX, RECORD_DIR, load_record
+
+    folder = shutil.copytree(Path(two_expressions).parent, tmp_path / "old")
+    index_file = folder / RECORD_DIR / _INDEX
+    index = json.loads(index_file.read_text(encoding="utf-8"))
+    expected = load_record(folder).options
+    index["options"]["precision"] = "fp32"
+    index_file.write_text(json.dumps(index), encoding="utf-8")
+    assert load_record(folder).options == expected
+
+
 def test_correction_budget_counts_one_pass_per_correction():
     from mpg_sam2.app import gpu_budget as budget
 

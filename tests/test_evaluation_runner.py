@@ -323,3 +323,13 @@ def test_cli_evaluate_errors(tmp_path, capsys, args, message):
     assert main(["evaluate", *args, "--out", str(tmp_path / "out"), "--model", "tiny", "--no-progress"]) == 2
     err = capsys.readouterr().err
     assert "error:" in err and message in err and "Traceback" not in err
+
+
+def test_a_model_in_another_precision_is_refused_before_any_output(tmp_path, pretrained):
+    """The fingerprint records the configured precision, so a model that does not hold it is
+    refused rather than labelled wrongly; nothing is written."""
+    fake = write_mevis(tmp_path / "mevis")
+    out = tmp_path / "out"
+    with pytest.raises(ValueError, match=r"holds fp32 weights but the evaluation is configured for bf16"):
+        run_evaluation(config("mevis-valid-u", fake.root, out, precision="bf16"), pretrained=pretrained, progress=False)
+    assert not out.exists()

@@ -105,3 +105,11 @@ def test_load_pretrained_holds_the_requested_precision():
     # A bad precision fails before anything is resolved or downloaded (this repo id does not exist).
     with pytest.raises(ValueError, match="precision must be one of"):
         load_pretrained("nobody/no-such-model", precision="fp16", local_files_only=True)
+
+
+def test_a_bf16_model_is_not_saved(models, tmp_path):
+    from mpg_sam2.checkpoint.pretrained import save_pretrained
+
+    with pytest.raises(ValueError, match="holds its grounding weights in bf16"):
+        save_pretrained(models["bf16"], tmp_path / "bf16")
+    assert not (tmp_path / "bf16").exists()

@@ -119,5 +119,8 @@ def load_record(folder: Path) -> RequestRecord:
             truncated=index["truncated"][k], corrections=tuple(c for c in corrections if c.expression == k),
         ))
     segmentation = VideoSegmentation(expressions, arrays["timestamps_s"], index["fps"], (height, width))
-    return RequestRecord(index["model_source"], SegmentationOptions(**index["options"]), video, index["video_name"],
-                         segmentation, notices)
+    # A record written by an older version may name options since removed (e.g. "precision",
+    # now held by the model): they no longer mean anything, so they are left out.
+    known = {f.name for f in dataclasses.fields(SegmentationOptions)}
+    options = SegmentationOptions(**{name: value for name, value in index["options"].items() if name in known})
+    return RequestRecord(index["model_source"], options, video, index["video_name"], segmentation, notices)

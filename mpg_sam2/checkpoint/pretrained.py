@@ -37,7 +37,7 @@ from mpg_sam2.checkpoint.tokenizer_files import load_tokenizer, save_tokenizer
 from mpg_sam2.checkpoint.write_weights import write_checkpoint_dir
 from mpg_sam2.config import MPGSAM2Config, get_preset
 from mpg_sam2.model.mpg_sam2 import MPGSAM2
-from mpg_sam2.model.precision import check_precision_name, hold_in_precision
+from mpg_sam2.model.precision import check_precision_name, hold_in_precision, model_precision
 from mpg_sam2.tokenizer import ReferringTokenizer
 
 __all__ = ["Pretrained", "config_from_checkpoint", "load_pretrained", "save_pretrained"]
@@ -205,8 +205,12 @@ def save_pretrained(
 ) -> Path:
     """Write ``config.json`` + safetensors weights (+ tokenizer files) in our names.
 
-    The weights directory is written atomically; the tokenizer files go in afterwards.
+    The weights directory is written atomically; the tokenizer files go in afterwards. A model
+    held in bf16 (:mod:`mpg_sam2.model.precision`) is refused: its rounded weights would load
+    back as a float32 model.
     """
+    if model_precision(model) != "fp32":
+        raise ValueError("this model holds its grounding weights in bf16; save the float32 model (load it without precision='bf16')")
     directory = write_checkpoint_dir(
         directory, model.state_dict(), model.config.to_dict(), max_shard_bytes=max_shard_bytes, overwrite=overwrite
     )

@@ -29,6 +29,7 @@ from mpg_sam2.atomic import atomic_dir
 from mpg_sam2.data.types import ReferringDataset, ReferringSample, ReferringVideo
 from mpg_sam2.mask_io.label_map import label_map
 from mpg_sam2.mask_io.png import write_binary_png, write_label_png
+from mpg_sam2.model.precision import model_precision
 from mpg_sam2.pipeline.expressions import prepare_distinct
 from mpg_sam2.pipeline.segmentation import SegmentationOptions, segment_video
 
@@ -206,6 +207,9 @@ def run_evaluation(
 
     ``pretrained`` skips loading ``config.model`` (tests, notebooks); its device is used as is.
     """
+    if pretrained is not None and model_precision(pretrained.model) != config.precision:
+        raise ValueError(f"the model passed holds {model_precision(pretrained.model)} weights but the evaluation is "
+                         f"configured for {config.precision}; load it with load_pretrained(..., precision={config.precision!r})")
     benchmark = config.benchmark
     dataset = load_benchmark(benchmark, config.root, config.split, config.max_frames)
     if config.merge:

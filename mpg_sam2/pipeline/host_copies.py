@@ -36,7 +36,8 @@ class HostCopies:
         host_mask.copy_(mask, non_blocking=True)
         host_score.copy_(score, non_blocking=True)
         done = torch.cuda.Event()
-        done.record()
+        # The copies run on the mask's device's stream, which need not be the current device's.
+        done.record(torch.cuda.current_stream(mask.device))
         self._pending.append((masks, scores, index, host_mask, host_score, done))
         self._write(wait=False)
 
