@@ -8,7 +8,11 @@
    sign agreement).
 3. For T = 8, 32, 128 frames and K = 1, 4 expressions, per variant: ms per frame end to end
    (decoded frames to masks on the host), per stage, frames per second, peak GPU memory.
-   Estimated at about 5 minutes on an H200, model building included (not run yet).
+4. bf16 with SAM 2's per-frame parts compiled (mpg_sam2/model/compilation.py; skip it with
+   --no-compile): its agreement with fp32, the time its first runs take (compiling included)
+   and its rows at the largest T only, to keep the whole run in one lease.
+Estimated at about 6 minutes on an H200, model building included (not run yet). Rows print as
+they finish, so a run cut short still leaves its numbers.
 
 ``--device cpu --preset mini --skip-fixtures --frames 2 --expressions 1 2 --agreement-frames 2``
 checks on a CPU that the script runs (a few minutes).
@@ -33,6 +37,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from mpg_sam2.frames import encoder_input  # noqa: E402
+from mpg_sam2.model.compilation import compile_sam2  # noqa: E402
 from mpg_sam2.model.frame_features import FrameFeatureSource  # noqa: E402
 from mpg_sam2.model.precision import hold_in_precision, sam2_input  # noqa: E402
 from mpg_sam2.pipeline.expressions import PreparedExpression  # noqa: E402
@@ -95,6 +100,7 @@ class Variant:
     model: torch.nn.Module
     sentence: np.ndarray  # [1, L] token ids in the model's vocabulary
     tf32: bool = False
+    largest_t_only: bool = False  # a compiled model: its speed rows at the largest T only
 
     @contextlib.contextmanager
     def active(self) -> Iterator[None]:
@@ -106,10 +112,11 @@ class Variant:
             torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = before
 
 
-def model_variants(device: torch.device, preset: str) -> dict[str, Variant]:
+def model_variants(device: torch.device, preset: str, compiled: bool) -> dict[str, Variant]:
     """``preset`` with synthetic weights: float32 (the reference), held in bf16 (precision.py),
-    and the bf16 model with TF32 matmuls in SAM 2's float32 part (not a product option yet:
-    measured here to see whether it pays)."""
+    the bf16 model with TF32 matmuls in SAM 2's float32 part (not a product option yet:
+    measured here to see whether it pays) and, with ``compiled``, a copy of the bf16 model
+    with SAM 2's per-frame parts compiled (``segment --compile``)."""
     t0 = time.perf_counter()
     layout = read_layout(FIXTURES / f"layout_{preset.replace('-', '_')}.txt")
     model = build_with_authors_weights(layout, 0, preset=preset).to(device).eval()
@@ -117,7 +124,10 @@ def model_variants(device: torch.device, preset: str) -> dict[str, Variant]:
           f"({sum(p.numel() for p in model.parameters()) / 1e6:.1f} M parameters)")
     bf16 = hold_in_precision(copy.deepcopy(model), "bf16")
     ids = SENTENCES[preset]
-    return {"fp32": Variant(model, ids), "bf16": Variant(bf16, ids), "bf16+tf32": Variant(bf16, ids, tf32=True)}
+    variants = {"fp32": Variant(model, ids), "bf16": Variant(bf16, ids), "bf16+tf32": Variant(bf16, ids, tf32=True)}
+    if compiled:
+        variants["bf16+compile"] = Variant(compile_sam2(copy.deepcopy(bf16)), ids, largest_t_only=True)
+    return variants
 
 
 def agreement(variants: dict[str, Variant], num_frames: int, height: int, width: int) -> None:
@@ -128,7 +138,11 @@ def agreement(variants: dict[str, Variant], num_frames: int, height: int, width:
     runs = {}
     for name, variant in variants.items():
         with variant.active():
+            start = time.perf_counter()
             runs[name] = run_case(variant.model, frames, variant.sentence)
+            _sync()
+        # The first run of a compiled model includes compiling it: its warm-up cost.
+        print(f"{name}: first {num_frames}-frame run (the agreement clip) took {time.perf_counter() - start:.1f} s", flush=True)
     for name in list(variants)[1:]:
         for label, key in (("final masks", lambda r: r.final_logits),
                            ("low-res masks before the no-object gate",
@@ -173,12 +187,17 @@ def speed_table(variants: dict[str, Variant], frame_counts: list[int], expressio
     on T frames; tracking and post-processing are the rest."""
     options = SegmentationOptions(image_batch_size=image_batch_size)
     rows = []
+    print(f"| variant | T | K | ms/frame | fps | BEiT-3 + prior ms/frame | image encoder ms/frame | "
+          f"tracking + rest ms/frame | peak GPU GiB |", flush=True)
+    print("|---|---|---|---|---|---|---|---|---|", flush=True)
     for name, variant in variants.items():
         model = variant.model
         with variant.active():
-            segment_video(synthetic_clip(2, height, width), _expressions(1, variant.sentence), model, options=options)  # warm-up
+            warm_s = _synced(lambda: segment_video(synthetic_clip(2, height, width), _expressions(1, variant.sentence),
+                                                   model, options=options))
+            print(f"{name}: warm-up segment_video of 2 frames {warm_s:.1f} s", file=sys.stderr, flush=True)
             cfg = model.config
-            for t in frame_counts:
+            for t in frame_counts[-1:] if variant.largest_t_only else frame_counts:
                 frames = synthetic_clip(t, height, width)
                 for k in expression_counts:
                     _reset_peak()
@@ -201,23 +220,20 @@ def speed_table(variants: dict[str, Variant], frame_counts: list[int], expressio
 
                     encode_s, image_s = _synced(encode), _synced(image_encoder)
                     rows.append((name, t, k, total, encode_s, image_s, peak))
-                    print(f"done {name} T={t} K={k}: {total:.2f} s", file=sys.stderr, flush=True)
-    print(f"| variant | T | K | ms/frame | fps | BEiT-3 + prior ms/frame | image encoder ms/frame | "
-          f"tracking + rest ms/frame | peak GPU GiB |")
-    print("|---|---|---|---|---|---|---|---|---|")
-    for name, t, k, total, encode_s, image_s, peak in rows:
-        rest = total - encode_s - image_s
-        print(f"| {name} | {t} | {k} | {1000 * total / t:.1f} | {t / total:.1f} | {1000 * encode_s / t:.1f} | "
-              f"{1000 * image_s / t:.1f} | {1000 * rest / t:.1f} | {peak:.2f} |")
+                    rest = total - encode_s - image_s
+                    print(f"| {name} | {t} | {k} | {1000 * total / t:.1f} | {t / total:.1f} | {1000 * encode_s / t:.1f} | "
+                          f"{1000 * image_s / t:.1f} | {1000 * rest / t:.1f} | {peak:.2f} |", flush=True)
     by = {(n, t, k): total for n, t, k, total, *_ in rows}
     for t in frame_counts:
         for k in expression_counts[1:]:
             for name in variants:
-                print(f"{name} T={t}: K={k} costs {by[(name, t, k)] / by[(name, t, expression_counts[0])]:.2f}x "
-                      f"K={expression_counts[0]}")
+                if (name, t, k) in by:
+                    print(f"{name} T={t}: K={k} costs {by[(name, t, k)] / by[(name, t, expression_counts[0])]:.2f}x "
+                          f"K={expression_counts[0]}")
         for k in expression_counts:
             for name in list(variants)[1:]:
-                print(f"T={t} K={k}: {name} takes {by[(name, t, k)] / by[('fp32', t, k)]:.2f}x the fp32 time")
+                if (name, t, k) in by:
+                    print(f"T={t} K={k}: {name} takes {by[(name, t, k)] / by[('fp32', t, k)]:.2f}x the fp32 time")
 
 
 def _expressions(count: int, sentence: np.ndarray) -> list[PreparedExpression]:
@@ -252,6 +268,7 @@ def main() -> None:
     parser.add_argument("--device", default="cuda", help="cpu only checks that the script runs (slow, no memory column)")
     parser.add_argument("--agreement-frames", type=int, default=16)
     parser.add_argument("--preset", default="release-large", choices=["release-large", "mini"])
+    parser.add_argument("--no-compile", action="store_true", help="leave out the compiled bf16 variant")
     args = parser.parse_args()
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
@@ -263,7 +280,7 @@ def main() -> None:
     print(f"torch {torch.__version__}, {torch.cuda.get_device_name(device) if device.type == 'cuda' else 'cpu'}")
     if not args.skip_fixtures:
         fixture_check(device)
-    variants = model_variants(device, args.preset)
+    variants = model_variants(device, args.preset, compiled=not args.no_compile)
     agreement(variants, args.agreement_frames, args.height, args.width)
     speed_table(variants, args.frames, args.expressions, args.height, args.width, args.image_batch_size)
     if args.profile:

@@ -23,6 +23,9 @@ def _segment_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
     p.add_argument("--precision", default="fp32", choices=["fp32", "bf16"],
                    help="bf16: BEiT-3 and the mask prior in bfloat16, SAM 2 in float32, as the authors' bf16 inference")
+    p.add_argument("--compile", action="store_true",
+                   help="torch.compile SAM 2's per-frame parts (mpg_sam2.model.compilation): the first frames wait "
+                        "while it compiles; for long videos or many on one process")
     p.add_argument("--fps", type=float, help="sample frames at this rate (by timestamps)")
     p.add_argument("--every-k", type=int, help="keep every k-th frame")
     p.add_argument("--max-frames", type=int, default=600, help="cap on the number of frames (default 600)")
@@ -76,6 +79,11 @@ def run_segment(args: argparse.Namespace) -> int:
     )
     print(f"loading model {args.model} on {device} ({precision})", file=sys.stderr)
     pretrained = load_pretrained(args.model, device=device, revision=args.revision, precision=precision)
+    if args.compile:
+        from mpg_sam2.model.compilation import compile_sam2
+
+        compile_sam2(pretrained.model)
+        print("compiling SAM 2's per-frame parts: the first frames take longer", file=sys.stderr)
     tokenizer = pretrained.text_tokenizer()
     bars: dict[str, tqdm] = {}
     result = None

@@ -67,6 +67,21 @@ def test_cli_segment(checkpoint, video, tmp_path, capsys):
     assert not list(out.glob("*.mp4"))  # only the asked-for exports
 
 
+def test_cli_compile_flag_compiles_the_loaded_model(checkpoint, video, tmp_path, capsys, monkeypatch):
+    """--compile hands the loaded model to compile_sam2 before any frame runs (compiling itself
+    is tested in test_compilation.py; here it is recorded, not run)."""
+    from mpg_sam2.model import compilation
+
+    compiled = []
+    monkeypatch.setattr(compilation, "compile_sam2", lambda model: compiled.append(model) or model)
+    code = main(["segment", str(video), "-e", "the dog", "--out", str(tmp_path / "out"), "--model", str(checkpoint),
+                 "--max-frames", "2", "--exports", "png", "--compile"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert len(compiled) == 1 and not compiled[0].training
+    assert "compiling SAM 2's per-frame parts" in captured.err
+
+
 @pytest.mark.parametrize(("make_input", "expressions", "message"), [
     (lambda d: d / "missing.mp4", ["the dog"], "does not exist"),
     (lambda d: (d / "notes.mp4").write_text("hello") and d / "notes.mp4", ["the dog"], "could not open"),
