@@ -31,6 +31,7 @@ def toy_scale(monkeypatch):
                                                         "click_probability": 1.0})
     stage = {**offline_recipe.WARMUP_STAGES[0], "steps": 2, "batch_size": 1, "val_every": 0}
     monkeypatch.setattr(offline_recipe, "WARMUP_STAGES", [stage, {**stage, "steps": 1, "seed": 1}])
+    monkeypatch.setattr(offline_recipe, "ABLATION_SEEDS", (0, 1))
 
 
 def test_offline_model_end_to_end_at_toy_scale(toy_scale, tmp_path, monkeypatch):
@@ -52,14 +53,18 @@ def test_offline_model_end_to_end_at_toy_scale(toy_scale, tmp_path, monkeypatch)
     second_stage = json.loads((warm / "training_args.json").read_text())
     assert second_stage["objective"] == "prior"
     assert second_stage["init_from"] == str(tmp_path / "work" / "prior_warmup" / "stage-1" / "step-000002")
-    for name in offline_recipe.ABLATIONS:
-        args = json.loads((tmp_path / "work" / name / "step-000001" / "training_args.json").read_text())
-        assert args["init_from"] == str(warm)
-    # Each ablation row was trained with its switches and scored at the ablation budget.
+    # Each ablation row was trained once per seed (two worker processes) with its switches, from
+    # the warm-up, and scored at the ablation budget; seed 0 of the full row is the main run.
     for name, (no_prior, no_agg) in offline_recipe.ABLATIONS.items():
-        config = load_pretrained(tmp_path / "work" / name / "step-000001", load_tokenizer_files=False).model.config
-        assert config.mask_prior.dense_prompt is not no_prior and config.aggregator.enabled is not no_agg
+        for folder, seed in ((name, 0), (f"{name}-seed1", 1)):
+            checkpoint = tmp_path / "work" / folder / "step-000001"
+            args = json.loads((checkpoint / "training_args.json").read_text())
+            assert args["init_from"] == str(warm) and args["seed"] == seed
+            config = load_pretrained(checkpoint, load_tokenizer_files=False).model.config
+            assert config.mask_prior.dense_prompt is not no_prior and config.aggregator.enabled is not no_agg
+            assert (checkpoint / "expressions_test.json").is_file()
     assert set(report.ablations) == set(offline_recipe.ABLATIONS)
+    assert all(set(row.seeds) == {0, 1} for row in report.ablations.values())
 
     evaluation = json.loads((out / "evaluation.json").read_text())
     card = (out / "README.md").read_text()
@@ -89,6 +94,20 @@ def test_offline_model_end_to_end_at_toy_scale(toy_scale, tmp_path, monkeypatch)
         assert f"| {name} | {row['expressions']} | {row['J']:.3f} | {row['F']:.3f} | {row['J&F']:.3f} |" in card
     assert "`CMD`" in card and f"J&F {report.regression.jf:.3f}" in card
     assert offline_card.verdict(report) in card
+    # The ablation table: each row's mean ± spread over the seeds and its paired difference from the baseline.
+    assert evaluation["ablation_seeds"] == [0, 1] and "seeds 0, 1)" in card
+    for name, row in evaluation["ablations"].items():
+        overall = row["mean"]["overall"]
+        seed_jf = [row["seeds"][seed]["overall"]["J&F"] for seed in ("0", "1")]
+        assert overall["J&F"] == pytest.approx(sum(seed_jf) / 2)
+        versus = row["versus_baseline"]
+        assert (versus is None) == (name == "abl_baseline")
+        cell = f"| {overall['J&F']:.3f} ± {row['spread']['overall']:.3f} |"
+        tail = " - |" if versus is None else f" {versus['overall']['mean']:+.3f} [{versus['overall']['low']:+.3f}, "
+        assert any(line.startswith(f"| {offline_card.ROW_NAMES[name]} |") and cell in line and tail in line for line in card.splitlines())
+        if versus is not None:
+            base = evaluation["ablations"]["abl_baseline"]["mean"]["overall"]["J&F"]
+            assert versus["overall"]["mean"] == pytest.approx(overall["J&F"] - base)
 
     # A second call finds every run finished and every checkpoint scored: it trains and segments nothing.
     stamp = (tmp_path / "work" / "main" / "log.jsonl").stat().st_mtime_ns

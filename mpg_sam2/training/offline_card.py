@@ -15,6 +15,7 @@ from mpg_sam2.evaluation.paired_bootstrap import PairedDifference
 from mpg_sam2.checkpoint.evaluation import GROUNDING_MARGIN
 from mpg_sam2.config import get_preset
 from mpg_sam2.training import offline_recipe as recipe
+from mpg_sam2.training.ablation_table import AblationRow
 
 __all__ = ["ClickScores", "OfflineModelReport", "model_card", "scores_json", "verdict"]
 
@@ -58,7 +59,7 @@ class OfflineModelReport:
     chance: dict[str, MeanScores]  # segmenting a random object of the clip (no language)
     regression: MeanScores
     ablation_steps: int | None = None
-    ablations: dict[str, dict[str, MeanScores]] | None = None
+    ablations: dict[str, AblationRow] | None = None  # by row of recipe.ABLATIONS, over recipe.ABLATION_SEEDS
     # The click fine-tuning (recipe.CLICK_STAGE) after the selected checkpoint; None without it.
     click_steps: int | None = None
     click_seconds: float | None = None  # its logged step time
@@ -97,7 +98,8 @@ class OfflineModelReport:
                 out[key] = runs.to_json()
         if self.ablations is not None:
             out["ablation_steps"] = self.ablation_steps
-            out["ablations"] = {name: scores_json(rows) for name, rows in self.ablations.items()}
+            out["ablation_seeds"] = list(recipe.ABLATION_SEEDS)
+            out["ablations"] = {name: row.to_json() for name, row in self.ablations.items()}
         return out
 
 
@@ -232,29 +234,31 @@ def model_card(report: OfflineModelReport, command: str) -> str:
         *_click_table_lines(report),
     ]
     if report.ablations is not None:
+        seeds = ", ".join(str(seed) for seed in recipe.ABLATION_SEEDS)
         lines += [
             "",
             f"## Ablation (paper's Table 3 shape; every row {report.ablation_steps} steps from the same warm-up checkpoint, "
-            "same data order and seed)",
+            f"seeds {seeds})",
             "",
-            "| model | MPG | HGA | J | F | J&F | appearance J&F | motion J&F | relation J&F | time J&F |",
-            "|---|---|---|---|---|---|---|---|---|---|",
+            f"Each cell is the test-split J&F averaged over the {len(recipe.ABLATION_SEEDS)} seeds ± its standard deviation "
+            "over them. The last column is each row's J&F minus the baseline's, per expression averaged",
+            "over the seeds, with its 95% paired bootstrap interval over the test expressions (an interval that",
+            "excludes 0 is a difference this split supports).",
+            "",
+            "| model | MPG | HGA | J | F | J&F | appearance J&F | motion J&F | relation J&F | time J&F | J&F minus baseline |",
+            "|---|---|---|---|---|---|---|---|---|---|---|",
         ]
-        for name, rows in report.ablations.items():
+        for name, row in report.ablations.items():
             no_prior, no_agg = recipe.ABLATIONS[name]
-            o = rows["overall"]
-            per_type = " | ".join(f"{rows[t].jf:.3f}" if t in rows else "-" for t in ("appearance", "motion", "relation", "time"))
+            o = row.mean["overall"]
+            cells = " | ".join(f"{row.mean[t].jf:.3f} ± {row.spread[t]:.3f}" if t in row.mean else "-"
+                               for t in ("overall", "appearance", "motion", "relation", "time"))
+            versus = "-" if row.versus_baseline is None else str(row.versus_baseline["overall"])
             lines.append(f"| {ROW_NAMES[name]} | {'' if no_prior else 'x'} | {'' if no_agg else 'x'} | "
-                         f"{o.j:.3f} | {o.f:.3f} | {o.jf:.3f} | {per_type} |")
+                         f"{o.j:.3f} | {o.f:.3f} | {cells} | {versus} |")
         chance = report.chance["overall"].jf
-        if all(rows["overall"].jf < chance + GROUNDING_MARGIN for rows in report.ablations.values()):
+        if all(row.mean["overall"].jf < chance + GROUNDING_MARGIN for row in report.ablations.values()):
             lines += ["", f"At this budget no row is clearly above the random-object level ({chance:.3f})."]
-        steps = sorted(report.validation)
-        swing = max((abs(report.validation[b] - report.validation[a]) for a, b in zip(steps, steps[1:])), default=None)
-        if swing is not None:
-            lines += ["", f"For scale: consecutive checkpoints of the full run differ by up to {swing:.3f} in validation "
-                          "J&F (constant learning rate, one seed), so smaller differences between rows are not evidence "
-                          "for or against MPG or HGA."]
         lines += [
             "",
             "Without MPG, SAM 2 gets its learned no-mask embedding as the dense prompt (the generator still",

@@ -21,16 +21,22 @@
    (:data:`~mpg_sam2.training.offline_recipe.CLICK_RADIUS`), and the card has its J&F after 0-3
    simulated clicks on the test split;
 4. trains the three ablations of the paper's Table 3 (no mask prior as dense prompt, no
-   aggregator, neither) from the same checkpoint with the same recipe, seed and
-   ``--ablation-steps`` in ``WORK/abl_*``, and scores all four at that step on the test split;
+   aggregator, neither) from the same checkpoint with the same recipe and ``--ablation-steps``,
+   once per seed of :data:`~mpg_sam2.training.offline_recipe.ABLATION_SEEDS`, in
+   ``WORK/abl_*`` (the recipe's seed) and ``WORK/abl_*-seed<n>``; the full model's row is the
+   main run at that step (its seed) and ``WORK/main-seed<n>``. All are scored at that step on the
+   test split and summarised per row as the mean and spread over seeds and the paired bootstrap
+   interval of the difference from the baseline (:mod:`mpg_sam2.training.ablation_table`);
 5. copies the final weights and tokenizer to ``--out`` and writes ``evaluation.json`` and a model
    card (``README.md``) with the test-split J&F overall and per expression type next to the
    random-object reference, the ablation table, and the J&F on a small regression set (other
    seed) that a regression test can regenerate and check (:mod:`mpg_sam2.training.offline_card`).
 
-Every stage resumes: runs continue from their newest checkpoint, finished runs (and a finished
-warm-up) are not touched, so rerunning the command after an interruption (or to only rewrite the
-card) is cheap. An interrupted warm-up starts again.
+Training runs go on :data:`~mpg_sam2.training.offline_recipe.PARALLEL_RUNS` at a time, one
+thread and one process each (the main run first, the ablation runs beside it). Every stage
+resumes: runs continue from their newest checkpoint, finished runs (and a finished warm-up)
+are not touched, so rerunning the command after an interruption (or to only rewrite the card)
+is cheap. An interrupted warm-up starts again.
 """
 from __future__ import annotations
 
@@ -42,7 +48,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mpg_sam2.checkpoint.evaluation import EVALUATION_FILE
-from mpg_sam2.evaluation.aggregate import MeanScores
+from mpg_sam2.evaluation.aggregate import ExpressionScore, MeanScores
 from mpg_sam2.training import offline_recipe as recipe
 from mpg_sam2.training.offline_card import ClickScores, OfflineModelReport, model_card, scores_json
 
@@ -134,7 +140,8 @@ def _logged_validation(run: Path) -> dict[int, float]:
 
 def _train(data: Path, run: Path, steps: int, no_mask_prior: bool, no_aggregator: bool, init_from: Path,
            settings: dict | None = None) -> Path:
-    """Train ``run`` to ``steps`` with ``settings`` (default :data:`recipe.RECIPE`), resuming it."""
+    """Train ``run`` to ``steps`` with ``settings`` (default :data:`recipe.RECIPE`), resuming it.
+    Runs in a worker process too (:func:`_train_all`), so everything it needs is an argument."""
     from mpg_sam2.training.checkpointing import checkpoint_name
     from mpg_sam2.training.train_config import TrainConfig
     from mpg_sam2.training.trainer import train
@@ -146,8 +153,38 @@ def _train(data: Path, run: Path, steps: int, no_mask_prior: bool, no_aggregator
         train(config)
     checkpoint = run / checkpoint_name(steps)
     if not checkpoint.is_dir():
-        raise FileNotFoundError(f"{checkpoint} is missing (was it pruned? keep_last is {recipe.RECIPE['keep_last']})")
+        raise FileNotFoundError(f"{checkpoint} is missing (was it pruned? keep_last is {(settings or recipe.RECIPE)['keep_last']})")
     return checkpoint
+
+
+def _train_all(jobs: list[tuple]) -> None:
+    """Run :func:`_train` for every ``jobs`` entry (its arguments), recipe.PARALLEL_RUNS at a
+    time in fresh processes, in the order given; finished runs cost nothing. The first failure
+    cancels the runs not started yet and is raised once the running ones stop."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    pending = [job for job in jobs if _step_of(job[1]) < job[2]]
+    if len(pending) <= 1 or recipe.PARALLEL_RUNS <= 1:
+        for job in pending:
+            _train(*job)
+        return
+    # spawn: a forked copy of a process that has run torch's thread pools can hang.
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=min(recipe.PARALLEL_RUNS, len(pending)), mp_context=context) as pool:
+        futures = [pool.submit(_train, *job) for job in pending]
+        try:
+            for future in futures:
+                future.result()
+        except BaseException:
+            for future in futures:
+                future.cancel()
+            raise
+
+
+def _ablation_run(work: Path, name: str, seed: int) -> Path:
+    """The run folder of ablation row ``name`` for ``seed``: the recipe's seed keeps the plain name."""
+    return work / (name if seed == recipe.RECIPE["seed"] else f"{name}-seed{seed}")
 
 
 def _select_checkpoint(data: Path, run: Path, steps: int) -> tuple[int, dict[int, float]]:
@@ -168,17 +205,31 @@ def _select_checkpoint(data: Path, run: Path, steps: int) -> tuple[int, dict[int
 def _score(checkpoint: Path, data: Path, name: str, split: str = "test") -> dict[str, MeanScores]:
     """Scores by expression type, kept in ``checkpoint/scores_<name>.json`` (a checkpoint never
     changes, so a rerun reads them back instead of segmenting the split again)."""
-    from mpg_sam2.evaluation.synthetic_report import evaluate_synthetic
-    from mpg_sam2.checkpoint.pretrained import load_pretrained
+    from mpg_sam2.data.synthetic.reader import read_expression_types
+    from mpg_sam2.evaluation.expression_scores import summarize_by_group
 
     cache = checkpoint / f"scores_{name}.json"
     if cache.is_file():
         rows = json.loads(cache.read_text(encoding="utf-8"))
         return {k: MeanScores(v["J"], v["F"], v["J&F"], v["expressions"]) for k, v in rows.items()}
-    pretrained = load_pretrained(checkpoint)
-    rows = evaluate_synthetic(pretrained.model, pretrained.tokenizer, data, split).by_type
+    rows = summarize_by_group(_expression_scores(checkpoint, data, name, split), read_expression_types(data, split))
     cache.write_text(json.dumps(scores_json(rows), indent=1) + "\n", encoding="utf-8")
     return rows
+
+
+def _expression_scores(checkpoint: Path, data: Path, name: str, split: str = "test") -> list[ExpressionScore]:
+    """J and F of every expression of ``split``, kept in ``checkpoint/expressions_<name>.json``
+    like :func:`_score`."""
+    from mpg_sam2.checkpoint.pretrained import load_pretrained
+    from mpg_sam2.evaluation.synthetic_report import evaluate_synthetic
+
+    cache = checkpoint / f"expressions_{name}.json"
+    if cache.is_file():
+        return [ExpressionScore(**record) for record in json.loads(cache.read_text(encoding="utf-8"))]
+    pretrained = load_pretrained(checkpoint)
+    scores = evaluate_synthetic(pretrained.model, pretrained.tokenizer, data, split).expressions
+    cache.write_text(json.dumps([dataclasses.asdict(s) for s in scores], indent=1) + "\n", encoding="utf-8")
+    return scores
 
 
 def _load_with_click_radius(checkpoint: Path) -> tuple[MPGSAM2, ReferringTokenizer]:
@@ -222,23 +273,35 @@ def build_offline_model(
     data = _dataset(work / "data")
     warm = _warm_up(data, work / "prior_warmup")
     ablations = None
+    # The main run first: it is the longest, and the ablation runs go on beside it.
+    jobs = [(data, work / "main", steps, False, False, warm, recipe.RECIPE)]
     if ablation_steps is not None:
         if ablation_steps > steps:
             raise ValueError(f"--ablation-steps ({ablation_steps}) must not exceed --steps ({steps}): the full model's row is its step-{ablation_steps} checkpoint")
-        # The full model's row is its own checkpoint at the ablation budget (constant learning rate).
-        for name, (no_prior, no_agg) in recipe.ABLATIONS.items():
-            if name != "main":
-                _train(data, work / name, ablation_steps, no_prior, no_agg, warm)
-    _train(data, work / "main", steps, False, False, warm)
+        if recipe.RECIPE["seed"] not in recipe.ABLATION_SEEDS:
+            raise ValueError(f"recipe.ABLATION_SEEDS {recipe.ABLATION_SEEDS} must hold the recipe's seed {recipe.RECIPE['seed']}: "
+                             "the full model's row of that seed is the main run")
+        # The full model's row is the main run's own checkpoint at the ablation budget (constant learning rate).
+        for seed in recipe.ABLATION_SEEDS:
+            for name, (no_prior, no_agg) in recipe.ABLATIONS.items():
+                run = _ablation_run(work, name, seed)
+                if run != work / "main":
+                    jobs.append((data, run, ablation_steps, no_prior, no_agg, warm, {**recipe.RECIPE, "seed": seed}))
+    _train_all(jobs)
     selected, validation = _select_checkpoint(data, work / "main", steps)
     final = before_clicks = work / "main" / checkpoint_name(selected)
     if click_steps:
         final = _train(data, work / "clicks", click_steps, False, False, before_clicks, settings=recipe.CLICK_STAGE)
     if ablation_steps is not None:
-        ablations = {}
+        from mpg_sam2.data.synthetic.reader import read_expression_types
+        from mpg_sam2.training.ablation_table import summarize_ablation
+
+        scores = {}
         for name in recipe.ABLATIONS:
-            print(f"scoring {name} at step {ablation_steps} on the test split", flush=True)
-            ablations[name] = _score(work / name / checkpoint_name(ablation_steps), data, "test")
+            print(f"scoring {name} at step {ablation_steps} on the test split, seeds {recipe.ABLATION_SEEDS}", flush=True)
+            scores[name] = {seed: _expression_scores(_ablation_run(work, name, seed) / checkpoint_name(ablation_steps), data, "test")
+                            for seed in recipe.ABLATION_SEEDS}
+        ablations = summarize_ablation(scores, read_expression_types(data, "test"), baseline="abl_baseline")
 
     print(f"scoring the selected checkpoint (step {selected}) on the test split", flush=True)
     test = _score(final, data, "test")
@@ -266,7 +329,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work", type=Path, default=Path("runs/offline"), help="data and training runs (default runs/offline)")
     parser.add_argument("--out", type=Path, default=Path("checkpoints/offline"), help="where the bundled model goes")
     parser.add_argument("--steps", type=int, default=5000, help="training steps of the bundled model (default 5000)")
-    parser.add_argument("--ablation-steps", type=int, default=1000, help="steps of each ablation row (default 1000)")
+    parser.add_argument("--ablation-steps", type=int, default=500,
+                        help="steps of each ablation run (default 500: the 11 runs take about as long as the main run's "
+                             "5000 steps beside them)")
     parser.add_argument("--no-ablations", action="store_true", help="skip the ablation runs and table")
     parser.add_argument("--click-steps", type=int, default=0,
                         help="add the click fine-tuning (recipe.CLICK_STAGE) for this many steps (default 0: none; "

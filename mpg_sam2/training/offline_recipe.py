@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["ABLATIONS", "CLICK_RADIUS", "CLICK_STAGE", "DATA", "EVALUATION_CLICKS", "RECIPE", "REGRESSION_SET", "WARMUP_STAGES"]
+__all__ = ["ABLATIONS", "ABLATION_SEEDS", "CLICK_RADIUS", "CLICK_STAGE", "DATA", "EVALUATION_CLICKS", "PARALLEL_RUNS", "RECIPE",
+           "REGRESSION_SET", "WARMUP_STAGES"]
 
 # The benchmark the model is trained and tested on.
 DATA = {"seed": 0, "train": 400, "val": 40, "test": 60}
@@ -93,3 +94,9 @@ ABLATIONS = {
     "abl_hga": (True, False),
     "main": (False, False),
 }
+# Each ablation row is trained once per seed (RECIPE's seed replaced), all from the same warm-up
+# checkpoint; seed 0 of the full model's row is the main run itself.
+ABLATION_SEEDS = (0, 1, 2)
+# Training runs that go on at once, one thread each (the main run beside the ablation runs):
+# this machine has 2 cores.
+PARALLEL_RUNS = 2
