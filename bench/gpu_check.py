@@ -11,11 +11,15 @@
 4. bf16 with SAM 2's per-frame parts compiled (mpg_sam2/model/compilation.py; skip it with
    --no-compile): its agreement with fp32, the time its first runs take (compiling included)
    and its rows at the largest T only, to keep the whole run in one lease.
-Estimated at about 6 minutes on an H200, model building included (not run yet). Rows print as
-they finish, so a run cut short still leaves its numbers.
+Estimated at about 6 minutes on an H200 without compiling (not run yet); how long compiling
+release-large takes is unknown, which is why the compiled variant comes last. Rows print as
+they finish, so a run cut short still leaves its numbers. Every variant's weights stay on the
+GPU for the whole run (printed before the table): the peak column includes them all, so
+compare it within one run, or run with --no-compile to compare with runs before compiling.
 
 ``--device cpu --preset mini --skip-fixtures --frames 2 --expressions 1 2 --agreement-frames 2``
-checks on a CPU that the script runs (a few minutes).
+checks on a CPU that the script runs (5 minutes on 1 thread, 90 s of it compiling; add
+``--no-compile`` to skip that).
 
     python bench/gpu_check.py [--frames 8 32 128] [--expressions 1 4] [--image-batch-size 1] [--profile]
 """
@@ -187,6 +191,8 @@ def speed_table(variants: dict[str, Variant], frame_counts: list[int], expressio
     on T frames; tracking and post-processing are the rest."""
     options = SegmentationOptions(image_batch_size=image_batch_size)
     rows = []
+    if torch.cuda.is_available():
+        print(f"weights and buffers resident before the table: {torch.cuda.memory_allocated() / 2**30:.2f} GiB", flush=True)
     print(f"| variant | T | K | ms/frame | fps | BEiT-3 + prior ms/frame | image encoder ms/frame | "
           f"tracking + rest ms/frame | peak GPU GiB |", flush=True)
     print("|---|---|---|---|---|---|---|---|---|", flush=True)

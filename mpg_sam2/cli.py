@@ -25,7 +25,7 @@ def _segment_parser(sub: argparse._SubParsersAction) -> None:
                    help="bf16: BEiT-3 and the mask prior in bfloat16, SAM 2 in float32, as the authors' bf16 inference")
     p.add_argument("--compile", action="store_true",
                    help="torch.compile SAM 2's per-frame parts (mpg_sam2.model.compilation): the first frames wait "
-                        "while it compiles; for long videos or many on one process")
+                        "while it compiles, so it can pay only on long videos; no --attention with it")
     p.add_argument("--fps", type=float, help="sample frames at this rate (by timestamps)")
     p.add_argument("--every-k", type=int, help="keep every k-th frame")
     p.add_argument("--max-frames", type=int, default=600, help="cap on the number of frames (default 600)")
@@ -64,6 +64,8 @@ def run_segment(args: argparse.Namespace) -> int:
         raise ValueError(f"unknown exports {unknown}; choose from {list(EXPORTS)}")
     if not args.video.exists():
         raise ValueError(f"video {args.video} does not exist")
+    if args.compile and args.attention:
+        raise ValueError("--attention cannot be recorded on a compiled model: drop --compile or --attention")
     corrections = []
     if args.clicks is not None:
         # A bad clicks file fails here, before the model loads and the video is decoded; its

@@ -253,3 +253,16 @@ def test_bundled_model_reaches_its_stated_jf_on_freshly_generated_clips(evaluati
     summary = summarize(score_expressions(pretrained.model, pretrained.tokenizer, load_synthetic(root, "test"))).overall
     assert summary.count == stated["expressions"]
     assert summary.jf >= stated["J&F"] - JF_TOLERANCE, f"J&F {summary.jf:.4f}, the card states {stated['J&F']:.4f}"
+
+
+def test_a_failing_parallel_run_stops_the_build_and_names_the_run(tmp_path, monkeypatch):
+    """Runs go on in worker processes; one that fails (here: a schedule TrainConfig refuses) raises
+    in the build, naming its folder, and no worker is left running."""
+    import multiprocessing
+
+    monkeypatch.setattr(offline_recipe, "PARALLEL_RUNS", 2)
+    settings = {**offline_recipe.RECIPE, "lr_schedule": "no-such-schedule"}
+    jobs = [(tmp_path / "data", tmp_path / name, 1, False, False, tmp_path / "warm", settings) for name in ("run-a", "run-b")]
+    with pytest.raises(RuntimeError, match=r"training .*run-(a|b) failed \(exit code 1"):
+        offline_model._train_all(jobs)
+    assert not multiprocessing.active_children()

@@ -80,6 +80,11 @@ def test_cli_compile_flag_compiles_the_loaded_model(checkpoint, video, tmp_path,
     assert code == 0, captured.err
     assert len(compiled) == 1 and not compiled[0].training
     assert "compiling SAM 2's per-frame parts" in captured.err
+    # Attention maps and compiling do not go together: refused before the model loads.
+    assert main(["segment", str(video), "-e", "the dog", "--out", str(tmp_path / "out2"), "--model", "no-such-model",
+                 "--compile", "--attention"]) == 2
+    assert "--attention cannot be recorded on a compiled model" in capsys.readouterr().err
+    assert len(compiled) == 1
 
 
 @pytest.mark.parametrize(("make_input", "expressions", "message"), [

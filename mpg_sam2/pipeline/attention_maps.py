@@ -69,6 +69,12 @@ class AttentionRecorder:
     """
 
     def __init__(self, model: MPGSAM2, query_chunk: int = 256) -> None:
+        from mpg_sam2.model.compilation import is_compiled
+
+        if is_compiled(model):
+            # The hooks below sit inside the compiled decoder, which does not run them as traced.
+            raise ValueError("attention maps cannot be recorded on a compiled model: segment without compiling "
+                             "(--compile) or without attention maps (--attention)")
         self.model = model
         self.query_chunk = query_chunk
         self.prior_attention: torch.Tensor | None = None  # [T, g, g]

@@ -11,7 +11,7 @@ and scored on the same test expressions. Per row and expression type:
 * ``versus_baseline``: each expression's J&F averaged over the seeds, minus the baseline row's,
   with the paired bootstrap interval over the expressions (:mod:`mpg_sam2.evaluation.paired_bootstrap`).
   Averaging the seeds first keeps the pairs one per expression; the interval covers which
-  expressions the split holds, and the seeds' noise only through the mean of three.
+  expressions the split holds, and the seeds' noise only through their mean (``spread`` shows it).
 """
 from __future__ import annotations
 

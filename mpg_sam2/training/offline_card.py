@@ -240,10 +240,11 @@ def model_card(report: OfflineModelReport, command: str) -> str:
             f"## Ablation (paper's Table 3 shape; every row {report.ablation_steps} steps from the same warm-up checkpoint, "
             f"seeds {seeds})",
             "",
-            f"Each cell is the test-split J&F averaged over the {len(recipe.ABLATION_SEEDS)} seeds ± its standard deviation "
-            "over them. The last column is each row's J&F minus the baseline's, per expression averaged",
-            "over the seeds, with its 95% paired bootstrap interval over the test expressions (an interval that",
-            "excludes 0 is a difference this split supports).",
+            f"J, F and each J&F are test-split means over the {len(recipe.ABLATION_SEEDS)} seeds; ± is the standard deviation",
+            "of J&F over the seeds. The last column is each row's J&F minus the baseline's, per expression",
+            "averaged over the seeds, with its 95% paired bootstrap interval over the test expressions: an",
+            "interval that excludes 0 is a difference this split supports; it covers which expressions the",
+            "split holds, not which seeds were drawn (the ± says how much those move a row).",
             "",
             "| model | MPG | HGA | J | F | J&F | appearance J&F | motion J&F | relation J&F | time J&F | J&F minus baseline |",
             "|---|---|---|---|---|---|---|---|---|---|---|",

@@ -43,6 +43,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -159,10 +160,12 @@ def _train(data: Path, run: Path, steps: int, no_mask_prior: bool, no_aggregator
 
 def _train_all(jobs: list[tuple]) -> None:
     """Run :func:`_train` for every ``jobs`` entry (its arguments), recipe.PARALLEL_RUNS at a
-    time in fresh processes, in the order given; finished runs cost nothing. The first failure
-    cancels the runs not started yet and is raised once the running ones stop."""
+    time, each in a fresh process, in the order given; finished runs cost nothing. The first
+    run that fails stops the others (they resume on the next call) and raises; so does Ctrl-C.
+    A worker also stops by itself when this process dies, so a killed build leaves no run
+    writing into its folder."""
     import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
+    from multiprocessing.connection import wait
 
     pending = [job for job in jobs if _step_of(job[1]) < job[2]]
     if len(pending) <= 1 or recipe.PARALLEL_RUNS <= 1:
@@ -171,15 +174,38 @@ def _train_all(jobs: list[tuple]) -> None:
         return
     # spawn: a forked copy of a process that has run torch's thread pools can hang.
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=min(recipe.PARALLEL_RUNS, len(pending)), mp_context=context) as pool:
-        futures = [pool.submit(_train, *job) for job in pending]
-        try:
-            for future in futures:
-                future.result()
-        except BaseException:
-            for future in futures:
-                future.cancel()
-            raise
+    running: dict[int, tuple] = {}  # process sentinel -> (process, job)
+    try:
+        while pending or running:
+            while pending and len(running) < recipe.PARALLEL_RUNS:
+                job = pending.pop(0)
+                process = context.Process(target=_train_in_worker, args=(os.getpid(), job), name=f"train {job[1].name}")
+                process.start()
+                running[process.sentinel] = (process, job)
+            for sentinel in wait(list(running)):
+                process, job = running.pop(sentinel)
+                process.join()
+                if process.exitcode != 0:
+                    raise RuntimeError(f"training {job[1]} failed (exit code {process.exitcode}; its error is printed "
+                                       "above); rerun the command to resume every run")
+    finally:
+        for process, _ in running.values():
+            process.terminate()
+        for process, _ in running.values():
+            process.join()
+
+
+def _train_in_worker(parent: int, job: tuple) -> None:
+    """A worker process of :func:`_train_all`: train, and exit as soon as ``parent`` is gone."""
+    import threading
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(5)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True).start()
+    _train(*job)
 
 
 def _ablation_run(work: Path, name: str, seed: int) -> Path:
