@@ -55,9 +55,11 @@ def test_offline_model_end_to_end_at_toy_scale(toy_scale, tmp_path, monkeypatch)
     assert second_stage["init_from"] == str(tmp_path / "work" / "prior_warmup" / "stage-1" / "step-000002")
     # Each ablation row was trained once per seed (two worker processes) with its switches, from
     # the warm-up, and scored at the ablation budget; seed 0 of the full row is the main run.
+    folders = {(name, 0): name for name in offline_recipe.ABLATIONS} | {
+        (name, 1): "abl_main-seed1" if name == "main" else f"{name}-seed1" for name in offline_recipe.ABLATIONS}
     for name, (no_prior, no_agg) in offline_recipe.ABLATIONS.items():
-        for folder, seed in ((name, 0), (f"{name}-seed1", 1)):
-            checkpoint = tmp_path / "work" / folder / "step-000001"
+        for seed in (0, 1):
+            checkpoint = tmp_path / "work" / folders[(name, seed)] / "step-000001"
             args = json.loads((checkpoint / "training_args.json").read_text())
             assert args["init_from"] == str(warm) and args["seed"] == seed
             config = load_pretrained(checkpoint, load_tokenizer_files=False).model.config
@@ -266,3 +268,15 @@ def test_a_failing_parallel_run_stops_the_build_and_names_the_run(tmp_path, monk
     with pytest.raises(RuntimeError, match=r"training .*run-(a|b) failed \(exit code 1"):
         offline_model._train_all(jobs)
     assert not multiprocessing.active_children()
+
+
+def test_the_main_run_is_the_full_row_only_with_a_constant_learning_rate(tmp_path, monkeypatch):
+    """A cosine rate depends on the run's length: the main run's step-N checkpoint is then not an
+    N-step run, and the full model's row trains on its own like the others."""
+    constant = {**offline_recipe.RECIPE, "seed": 0}
+    monkeypatch.setattr(offline_recipe, "RECIPE", constant)
+    assert offline_model._ablation_run(tmp_path, "main", 0) == tmp_path / "main"
+    assert offline_model._ablation_run(tmp_path, "main", 2) == tmp_path / "abl_main-seed2"
+    assert offline_model._ablation_run(tmp_path, "abl_hga", 0) == tmp_path / "abl_hga"
+    monkeypatch.setattr(offline_recipe, "RECIPE", {**constant, "lr_schedule": "cosine"})
+    assert offline_model._ablation_run(tmp_path, "main", 0) == tmp_path / "abl_main"

@@ -24,7 +24,7 @@
    aggregator, neither) from the same checkpoint with the same recipe and ``--ablation-steps``,
    once per seed of :data:`~mpg_sam2.training.offline_recipe.ABLATION_SEEDS`, in
    ``WORK/abl_*`` (the recipe's seed) and ``WORK/abl_*-seed<n>``; the full model's row is the
-   main run at that step (its seed) and ``WORK/main-seed<n>``. All are scored at that step on the
+   main run at that step (its seed; with a constant learning rate) and ``WORK/abl_main*``. All are scored at that step on the
    test split and summarised per row as the mean and spread over seeds and the paired bootstrap
    interval of the difference from the baseline (:mod:`mpg_sam2.training.ablation_table`);
 5. copies the final weights and tokenizer to ``--out`` and writes ``evaluation.json`` and a model
@@ -209,8 +209,14 @@ def _train_in_worker(parent: int, job: tuple) -> None:
 
 
 def _ablation_run(work: Path, name: str, seed: int) -> Path:
-    """The run folder of ablation row ``name`` for ``seed``: the recipe's seed keeps the plain name."""
-    return work / (name if seed == recipe.RECIPE["seed"] else f"{name}-seed{seed}")
+    """The run folder of ablation row ``name`` for ``seed`` (the recipe's seed keeps the plain
+    name). The full model's row of the recipe's seed is the main run itself when the learning
+    rate is constant, whose step-N checkpoint is then exactly an N-step run; a cosine rate
+    depends on the run's length, so every row is then a run of its own (``abl_main``)."""
+    if name == "main" and seed == recipe.RECIPE["seed"] and recipe.RECIPE.get("lr_schedule", "constant") == "constant":
+        return work / "main"
+    folder = "abl_main" if name == "main" else name
+    return work / (folder if seed == recipe.RECIPE["seed"] else f"{folder}-seed{seed}")
 
 
 def _select_checkpoint(data: Path, run: Path, steps: int) -> tuple[int, dict[int, float]]:
@@ -307,7 +313,6 @@ def build_offline_model(
         if recipe.RECIPE["seed"] not in recipe.ABLATION_SEEDS:
             raise ValueError(f"recipe.ABLATION_SEEDS {recipe.ABLATION_SEEDS} must hold the recipe's seed {recipe.RECIPE['seed']}: "
                              "the full model's row of that seed is the main run")
-        # The full model's row is the main run's own checkpoint at the ablation budget (constant learning rate).
         for seed in recipe.ABLATION_SEEDS:
             for name, (no_prior, no_agg) in recipe.ABLATIONS.items():
                 run = _ablation_run(work, name, seed)
