@@ -120,13 +120,25 @@ def verdict(report: OfflineModelReport) -> str:
     return text
 
 
+def _rate(settings: dict[str, Any]) -> str:
+    """``lr 0.0005``, with its schedule and initialisation where they are not the defaults."""
+    text = f"lr {settings['lr']:g}"
+    if settings.get("lr_schedule", "constant") != "constant":
+        text += f" ({settings['lr_schedule']} decay to 0 after {settings.get('warmup_steps', 0)} linear warm-up steps)"
+    elif settings.get("warmup_steps", 0):
+        text += f" (constant after {settings['warmup_steps']} linear warm-up steps)"
+    if settings.get("embedding_init", "default") == "small":
+        text += ", BEiT-3's embeddings drawn from N(0, 0.02)"
+    return text
+
+
 def _warm_up_line(seconds: float) -> str:
     first = recipe.WARMUP_STAGES[0]
     steps = " + ".join(str(stage["steps"]) for stage in recipe.WARMUP_STAGES)
     stages = f" in {len(recipe.WARMUP_STAGES)} stages (each a fresh optimizer and data order)" if len(recipe.WARMUP_STAGES) > 1 else ""
     return (f"- warm-up from random weights (`mpg_sam2.training.prior_warmup`): {steps} AdamW steps{stages} on BEiT-3 "
             f"and the mask prior generator alone,\n  batches of {first['batch_size']} whole videos (every expression of a "
-            f"video on the same {first['frames']} frames), lr {first['lr']:g},\n  focal + dice on the prior only; "
+            f"video on the same {first['frames']} frames), {_rate(first)},\n  focal + dice on the prior only; "
             f"{seconds / 60:.0f} min of step time on the 2-core CPU")
 
 
@@ -209,7 +221,7 @@ def model_card(report: OfflineModelReport, command: str) -> str:
         f"- data: `python -m mpg_sam2.data.synthetic` with seed {recipe.DATA['seed']}: {recipe.DATA['train']} train / "
         f"{recipe.DATA['val']} valid / {recipe.DATA['test']} test clips of 8 frames at 256 x 256, up to 4 expressions each",
         _warm_up_line(report.warmup_seconds),
-        f"- then the whole model from the warm-up checkpoint: {report.steps} AdamW steps of one {recipe.RECIPE['frames']}-frame clip, lr {recipe.RECIPE['lr']:g} for every group, the image encoder",
+        f"- then the whole model from the warm-up checkpoint: {report.steps} AdamW steps of one {recipe.RECIPE['frames']}-frame clip, {_rate(recipe.RECIPE)} for every group, the image encoder",
         "  trained (from scratch), focal 2 + dice 5 + sim 2 (the paper's losses) plus an object-score BCE and",
         "  focal + dice on the mask prior (weight 1 each; a model trained from scratch needs them, see",
         "  `mpg_sam2.training.losses.LossWeights`), seed 0, float32 on one CPU thread",
