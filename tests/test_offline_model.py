@@ -26,10 +26,12 @@ JF_TOLERANCE = 0.01
 def toy_scale(monkeypatch):
     monkeypatch.setattr(offline_recipe, "DATA", {"seed": 0, "train": 2, "val": 1, "test": 1})
     monkeypatch.setattr(offline_recipe, "REGRESSION_SET", {"seed": 1, "test": 1})
-    monkeypatch.setattr(offline_recipe, "RECIPE", {**offline_recipe.RECIPE, "frames": 2, "val_every": 0, "save_every": 1})
+    # Rate warm-ups shorter than the toy runs' one or two steps.
+    monkeypatch.setattr(offline_recipe, "RECIPE", {**offline_recipe.RECIPE, "frames": 2, "val_every": 0, "save_every": 1,
+                                                   "warmup_steps": 0})
     monkeypatch.setattr(offline_recipe, "CLICK_STAGE", {**offline_recipe.CLICK_STAGE, "frames": 2, "val_every": 0, "save_every": 1,
-                                                        "click_probability": 1.0})
-    stage = {**offline_recipe.WARMUP_STAGES[0], "steps": 2, "batch_size": 1, "val_every": 0}
+                                                        "click_probability": 1.0, "warmup_steps": 0})
+    stage = {**offline_recipe.WARMUP_STAGES[0], "steps": 2, "batch_size": 1, "val_every": 0, "warmup_steps": 0}
     monkeypatch.setattr(offline_recipe, "WARMUP_STAGES", [stage, {**stage, "steps": 1, "seed": 1}])
     monkeypatch.setattr(offline_recipe, "ABLATION_SEEDS", (0, 1))
 
@@ -55,8 +57,10 @@ def test_offline_model_end_to_end_at_toy_scale(toy_scale, tmp_path, monkeypatch)
     assert second_stage["init_from"] == str(tmp_path / "work" / "prior_warmup" / "stage-1" / "step-000002")
     # Each ablation row was trained once per seed (two worker processes) with its switches, from
     # the warm-up, and scored at the ablation budget; seed 0 of the full row is the main run.
-    folders = {(name, 0): name for name in offline_recipe.ABLATIONS} | {
+    # (With the recipe's cosine rate the full model's row is a run of its own too, abl_main.)
+    folders = {(name, 0): "abl_main" if name == "main" else name for name in offline_recipe.ABLATIONS} | {
         (name, 1): "abl_main-seed1" if name == "main" else f"{name}-seed1" for name in offline_recipe.ABLATIONS}
+    assert offline_recipe.RECIPE["lr_schedule"] == "cosine"
     for name, (no_prior, no_agg) in offline_recipe.ABLATIONS.items():
         for seed in (0, 1):
             checkpoint = tmp_path / "work" / folders[(name, seed)] / "step-000001"
@@ -273,7 +277,7 @@ def test_a_failing_parallel_run_stops_the_build_and_names_the_run(tmp_path, monk
 def test_the_main_run_is_the_full_row_only_with_a_constant_learning_rate(tmp_path, monkeypatch):
     """A cosine rate depends on the run's length: the main run's step-N checkpoint is then not an
     N-step run, and the full model's row trains on its own like the others."""
-    constant = {**offline_recipe.RECIPE, "seed": 0}
+    constant = {**offline_recipe.RECIPE, "seed": 0, "lr_schedule": "constant"}
     monkeypatch.setattr(offline_recipe, "RECIPE", constant)
     assert offline_model._ablation_run(tmp_path, "main", 0) == tmp_path / "main"
     assert offline_model._ablation_run(tmp_path, "main", 2) == tmp_path / "abl_main-seed2"

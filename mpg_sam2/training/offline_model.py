@@ -12,8 +12,7 @@
    prior already picks the described object more often than chance;
 3. trains the whole ``nano`` model from the warm-up checkpoint with :data:`~mpg_sam2.training.offline_recipe.RECIPE` in
    ``WORK/main`` to ``--steps`` and scores every saved checkpoint on the validation split; the
-   best one (the learning rate is constant, so consecutive checkpoints differ by several points
-   of J&F) goes on to
+   best one goes on to
 3b. with ``--click-steps N`` only: the click fine-tuning
    (:data:`~mpg_sam2.training.offline_recipe.CLICK_STAGE`, simulated corrective clicks) in
    ``WORK/clicks`` for N steps, whose last checkpoint is then the bundled model (otherwise the
@@ -359,10 +358,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m mpg_sam2.training.offline_model", description=__doc__.split("\n\n")[0])
     parser.add_argument("--work", type=Path, default=Path("runs/offline"), help="data and training runs (default runs/offline)")
     parser.add_argument("--out", type=Path, default=Path("checkpoints/offline"), help="where the bundled model goes")
-    parser.add_argument("--steps", type=int, default=5000, help="training steps of the bundled model (default 5000)")
+    parser.add_argument("--steps", type=int, default=2500, help="training steps of the bundled model (default 2500)")
     parser.add_argument("--ablation-steps", type=int, default=500,
-                        help="steps of each ablation run (default 500: the 11 runs take about as long as the main run's "
-                             "5000 steps beside them)")
+                        help="steps of each ablation run (default 500)")
     parser.add_argument("--no-ablations", action="store_true", help="skip the ablation runs and table")
     parser.add_argument("--click-steps", type=int, default=0,
                         help="add the click fine-tuning (recipe.CLICK_STAGE) for this many steps (default 0: none; "
