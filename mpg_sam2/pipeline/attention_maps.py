@@ -19,6 +19,7 @@ from contextvars import ContextVar, Token
 
 import torch
 
+from mpg_sam2.model.compilation import is_compiled
 from mpg_sam2.model.mpg_sam2 import MPGSAM2
 
 # The recorder that the forward calls running in this thread / context report to. A model is
@@ -69,8 +70,6 @@ class AttentionRecorder:
     """
 
     def __init__(self, model: MPGSAM2, query_chunk: int = 256) -> None:
-        from mpg_sam2.model.compilation import is_compiled
-
         if is_compiled(model):
             # The hooks below sit inside the compiled decoder, which does not run them as traced.
             raise ValueError("attention maps cannot be recorded on a compiled model: segment without compiling "
