@@ -166,7 +166,9 @@ def test_offline_model_refuses_a_warm_up_with_other_settings(tmp_path):
         offline_model._warm_up(tmp_path / "data", tmp_path / "prior_warmup")
 
 
-def test_ablation_steps_beyond_the_main_run_are_refused(toy_scale, tmp_path):
+def test_ablation_steps_beyond_the_main_run_are_refused(toy_scale, tmp_path, monkeypatch):
+    """Only where the main run's checkpoint is the full model's row (a constant rate)."""
+    monkeypatch.setattr(offline_recipe, "RECIPE", {**offline_recipe.RECIPE, "lr_schedule": "constant"})
     with pytest.raises(ValueError, match="must not exceed"):
         offline_model.build_offline_model(tmp_path / "work", tmp_path / "out", steps=1, ablation_steps=2, command="CMD")
 
