@@ -4,6 +4,7 @@ attributes alone, independently of the generator's own facts)."""
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -12,6 +13,7 @@ from mpg_sam2.data import load_masks, load_ref_youtube_vos
 from mpg_sam2.data.synthetic import (
     COLOURS,
     EXPRESSION_TYPES,
+    MOTIONS,
     SHAPES,
     SIZES,
     TEXTURES,
@@ -20,6 +22,7 @@ from mpg_sam2.data.synthetic import (
     generate_clip,
     load_synthetic,
     read_expression_types,
+    read_object_attributes,
     read_phrase_needed,
     video_id,
     vocabulary,
@@ -115,6 +118,26 @@ def test_files_hold_the_generated_clip(dataset, split):
     assert written == [tuple(e) for e in clip.expressions]
     for sample in video.expressions:
         np.testing.assert_array_equal(load_masks(sample.masks), clip.masks[int(sample.object_ids[0])])
+    # Every object of the clip, by its label in the PNGs, with the attributes it was drawn with.
+    objects = read_object_attributes(dataset, split)
+    assert sorted(objects) == [v.video_id for v in ds.videos]
+    assert objects[video.video_id] == {
+        o.object_id: {"size": o.size, "texture": o.texture, "colour": o.colour, "shape": o.shape, "motion": o.trajectory.kind}
+        for o in clip.objects
+    }
+    assert all(o.trajectory.kind in MOTIONS for o in clip.objects)
+
+
+def test_object_attributes_of_a_dataset_written_before_they_were_recorded_are_refused(dataset, tmp_path):
+    old = tmp_path / "old"
+    shutil.copytree(dataset, old)
+    meta = old / "meta_expressions" / "test" / "meta_expressions.json"
+    videos = json.loads(meta.read_text())["videos"]
+    for entry in videos.values():
+        del entry["objects"]
+    meta.write_text(json.dumps({"videos": videos}))
+    with pytest.raises(ValueError, match="lists no objects.*write it again with python -m mpg_sam2.data.synthetic"):
+        read_object_attributes(old, "test")
 
 
 def test_clip_shapes_and_masks(clips):

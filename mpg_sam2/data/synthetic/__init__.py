@@ -16,7 +16,7 @@ the trainer and the evaluator serve real and synthetic data alike::
 from .attributes import COLOURS, EXPRESSION_TYPES, MOTIONS, SHAPES, SIZES, TEXTURES
 from .clip import SyntheticClip, generate_clip
 from .expressions import TEMPLATES, Expression, Template, vocabulary
-from .reader import load_synthetic, read_expression_types, read_phrase_needed
+from .reader import load_synthetic, read_expression_types, read_object_attributes, read_phrase_needed
 from .writer import GENERATOR_VERSION, SPLITS, Progress, clip_rng, iter_write_dataset, video_id, write_dataset
 
 __all__ = [
@@ -38,6 +38,7 @@ __all__ = [
     "iter_write_dataset",
     "load_synthetic",
     "read_expression_types",
+    "read_object_attributes",
     "read_phrase_needed",
     "video_id",
     "vocabulary",

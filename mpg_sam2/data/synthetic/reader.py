@@ -9,7 +9,7 @@ from ..ref_youtube_vos import load_ref_youtube_vos, meta_expressions_path
 from ..types import PaletteMaskSource, ReferringDataset, ReferringVideo, frame_paths, read_meta_expressions, require_dir
 from .writer import SPLITS
 
-__all__ = ["load_synthetic", "read_expression_types", "read_phrase_needed"]
+__all__ = ["load_synthetic", "read_expression_types", "read_object_attributes", "read_phrase_needed"]
 
 LAYOUT = """  <root>/meta_expressions/{train,valid,test}/meta_expressions.json
   <root>/{train,valid,test}/JPEGImages/<video>/<frame>.jpg
@@ -74,3 +74,18 @@ def read_phrase_needed(root: str | os.PathLike[str], split: str = "train") -> di
         for exp_id, exp in entry["expressions"].items()
         if "phrase_needed" in exp
     }
+
+
+def read_object_attributes(root: str | os.PathLike[str], split: str = "train") -> dict[str, dict[int, dict[str, str]]]:
+    """``video id -> {object id (its label in the masks) -> {attribute -> value}}`` of one split,
+    the attributes of :data:`~mpg_sam2.data.synthetic.writer.OBJECT_ATTRIBUTES` (size, texture,
+    colour, shape, motion)."""
+    _check_split(split)
+    videos = read_meta_expressions(meta_expressions_path(Path(root), split), LAYOUT)
+    found = {}
+    for video_id, entry in videos.items():
+        if "objects" not in entry:
+            raise ValueError(f"video {video_id!r} of {root} lists no objects: it was written before the synthetic "
+                             "benchmark recorded them; write it again with python -m mpg_sam2.data.synthetic")
+        found[video_id] = {int(object_id): dict(attributes) for object_id, attributes in entry["objects"].items()}
+    return found

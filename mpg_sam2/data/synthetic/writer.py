@@ -35,10 +35,12 @@ from .attributes import EXPRESSION_TYPES
 from .clip import SyntheticClip, generate_clip, parse_size
 from .expressions import vocabulary
 
-__all__ = ["GENERATOR_VERSION", "SPLITS", "Progress", "clip_rng", "iter_write_dataset", "video_id", "write_dataset"]
+__all__ = ["GENERATOR_VERSION", "OBJECT_ATTRIBUTES", "SPLITS", "Progress", "clip_rng", "iter_write_dataset", "video_id", "write_dataset"]
 
 # Bump whenever the same arguments would produce different files.
 GENERATOR_VERSION = "1"
+# What meta_expressions.json records of each object (attributes.py names every value).
+OBJECT_ATTRIBUTES = ("size", "texture", "colour", "shape", "motion")
 SPLITS: tuple[str, ...] = ("train", "valid", "test")
 JPEG_QUALITY = 90
 _OUTPUTS = ("train", "valid", "test", "meta_expressions", "synthetic_info.json")
@@ -133,7 +135,10 @@ def iter_write_dataset(
                 str(k): {"exp": e.text, "obj_id": str(e.target_id), "type": e.type, "phrase_needed": e.phrase_needed}
                 for k, e in enumerate(clip.expressions)
             }
-            videos[vid] = {"expressions": exps, "frames": names}
+            # Each object's attributes, by its id in the masks: what per-object supervision and
+            # error analysis by attribute read (read_object_attributes).
+            objs = {str(o.object_id): {**o.attributes, "motion": o.trajectory.kind} for o in clip.objects}
+            videos[vid] = {"expressions": exps, "frames": names, "objects": objs}
             types.update(e.type for e in clip.expressions)
             done += 1
             yield Progress(split, vid, done, total)
