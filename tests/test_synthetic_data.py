@@ -138,6 +138,7 @@ def test_object_attributes_of_a_dataset_written_before_they_were_recorded_are_re
     meta.write_text(json.dumps({"videos": videos}))
     with pytest.raises(ValueError, match="lists no objects.*write it again with python -m mpg_sam2.data.synthetic"):
         read_object_attributes(old, "test")
+    assert read_object_attributes(old, "test", missing_ok=True) is None
 
 
 def test_clip_shapes_and_masks(clips):

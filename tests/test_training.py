@@ -243,6 +243,25 @@ def test_jitter_and_crop_are_the_same_on_every_frame():
     assert not np.array_equal(clip.frames[0][clip.masks[0]][0], frames[0][masks[0]][0])  # colours changed
 
 
+@pytest.mark.parametrize("crop_p, flip_p", [(1.0, 0.0), (0.0, 1.0), (1.0, 1.0)])
+def test_object_labels_are_cropped_and_flipped_with_the_masks(crop_p, flip_p):
+    frames, masks = _block_clip()
+    labels = masks.astype(np.uint8) * 2
+    labels[:, 45:55, 60:80] = 5  # another object
+    config = AugmentConfig(flip_p=flip_p, jitter_p=0.0, crop_p=crop_p, crop_scale=(0.6, 0.8))
+    plain = augment_clip(frames, masks, "the red square", np.random.default_rng(1), config)
+    clip = augment_clip(frames, masks, "the red square", np.random.default_rng(1), config, labels=labels)
+    assert clip.applied == plain.applied and len(clip.applied) == int(crop_p + flip_p)
+    np.testing.assert_array_equal(clip.frames, plain.frames)  # the labels change no random draw
+    np.testing.assert_array_equal(clip.labels == 2, clip.masks)
+    if crop_p == 0:
+        np.testing.assert_array_equal(clip.labels, labels[:, :, ::-1])  # the other object too
+    assert clip.labels.shape == clip.masks.shape and (clip.labels == 5).any()
+    assert augment_clip(frames, masks, "x", np.random.default_rng(1), config).labels is None
+    with pytest.raises(ValueError, match="labels"):
+        augment_clip(frames, masks, "x", np.random.default_rng(1), config, labels=labels[:, :10])
+
+
 def test_frame_sampling_is_ordered_and_in_range():
     rng = np.random.default_rng(0)
     for available in (1, 3, 10, 50):

@@ -57,6 +57,7 @@ class AugmentedClip:
     masks: np.ndarray  # bool [T, H', W']
     text: str
     applied: list[str] = field(default_factory=list)  # e.g. ["crop", "flip", "jitter"]
+    labels: np.ndarray | None = None  # uint8 [T, H', W'] object ids, where augment_clip was given them
 
 
 def swap_left_right(text: str) -> str:
@@ -105,13 +106,22 @@ def _jitter(frames: np.ndarray, rng: np.random.Generator, config: AugmentConfig)
 
 
 def augment_clip(
-    frames: np.ndarray, masks: np.ndarray, text: str, rng: np.random.Generator, config: AugmentConfig = AugmentConfig()
+    frames: np.ndarray,
+    masks: np.ndarray,
+    text: str,
+    rng: np.random.Generator,
+    config: AugmentConfig = AugmentConfig(),
+    labels: np.ndarray | None = None,
 ) -> AugmentedClip:
-    """Crop, flip and jitter a clip: frames uint8 ``[T, H, W, 3]``, masks bool ``[T, H, W]``."""
+    """Crop, flip and jitter a clip: frames uint8 ``[T, H, W, 3]``, masks bool ``[T, H, W]``;
+    ``labels`` (the object id of every pixel, ``[T, H, W]``), if given, are cropped and flipped
+    with them. The random draws do not depend on ``labels``."""
     if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
         raise ValueError(f"frames must be uint8 [T, H, W, 3], got {frames.dtype} {frames.shape}")
     if masks.shape != frames.shape[:3]:
         raise ValueError(f"masks {masks.shape} do not match frames {frames.shape[:3]}")
+    if labels is not None and labels.shape != masks.shape:
+        raise ValueError(f"labels {labels.shape} do not match frames {frames.shape[:3]}")
     applied = []
     masks = masks.astype(bool)
     if config.crop_p > 0 and rng.random() < config.crop_p:
@@ -119,14 +129,17 @@ def augment_clip(
         if box is not None:
             y0, x0, h, w = box
             frames, masks = frames[:, y0 : y0 + h, x0 : x0 + w], masks[:, y0 : y0 + h, x0 : x0 + w]
+            labels = None if labels is None else labels[:, y0 : y0 + h, x0 : x0 + w]
             applied.append("crop")
     if config.flip_p > 0 and rng.random() < config.flip_p:
         frames, masks, text = frames[:, :, ::-1], masks[:, :, ::-1], swap_left_right(text)
+        labels = None if labels is None else labels[:, :, ::-1]
         applied.append("flip")
     if config.jitter_p > 0 and rng.random() < config.jitter_p:
         frames = _jitter(frames, rng, config)
         applied.append("jitter")
-    return AugmentedClip(np.ascontiguousarray(frames), np.ascontiguousarray(masks), text, applied)
+    return AugmentedClip(np.ascontiguousarray(frames), np.ascontiguousarray(masks), text, applied,
+                         None if labels is None else np.ascontiguousarray(labels))
 
 
 def encoder_views(frames: np.ndarray, sam_size: int, beit_size: int) -> tuple[torch.Tensor, torch.Tensor]:

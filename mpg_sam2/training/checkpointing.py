@@ -48,6 +48,7 @@ class TrainingState:
     step: int  # optimizer steps done
     stream_position: int  # training items this process has consumed
     rng: dict[str, Any]  # torch CPU (and CUDA) generator states
+    objective_state: dict[str, Any] | None = None  # Objective.state_dict(): weights outside the model
 
     @staticmethod
     def capture_rng() -> dict[str, Any]:
@@ -88,6 +89,8 @@ def save_checkpoint(
         "rng": state.rng,
         "optimizer": optimizer.state_dict(),
     }
+    if state.objective_state is not None:
+        payload["objective_state"] = state.objective_state
     with atomic_file(directory / TRAINING_STATE_FILE) as partial:
         torch.save(payload, partial)
     return directory
@@ -109,8 +112,14 @@ def load_checkpoint(directory: str | Path, model: MPGSAM2, optimizer: torch.opti
     device = model.device
     load_strict(model, {k: v.to(device) for k, v in state_dict.items()})
     if optimizer is not None:
-        optimizer.load_state_dict(payload["optimizer"])
-    return TrainingState(step=int(payload["step"]), stream_position=int(payload["stream_position"]), rng=payload["rng"])
+        try:
+            optimizer.load_state_dict(payload["optimizer"])
+        except ValueError as e:  # torch: "loaded state dict has a different number of parameter groups", ...
+            raise ValueError(f"{state_path}: its optimizer state does not fit this run's parameter groups ({e}); a run "
+                             "with other settings (such as --attribute-loss) saved it: resume it with the settings that "
+                             "started it, or start from its weights with --init-from") from None
+    return TrainingState(step=int(payload["step"]), stream_position=int(payload["stream_position"]), rng=payload["rng"],
+                         objective_state=payload.get("objective_state"))
 
 
 def checkpoint_dirs(out: str | Path) -> list[Path]:

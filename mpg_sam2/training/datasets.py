@@ -6,6 +6,8 @@ Data flow of one draw::
     ClipEntry (frames on disk, target masks, caption)
       -> T sorted frame indices (random stride) -> augment_clip (crop, flip + left/right, jitter)
       -> SAM 2 view [T,3,S,S], BEiT-3 view [T,3,B,B], targets [T,S,S], tokenised caption
+      (and, with ``label_grid``, the object id under each cell of a g x g grid [T,g,g] with the
+      objects' attributes: the prior warm-up's attribute loss, synthetic data only)
 
 Every random choice of a draw comes from ``numpy.random.default_rng([seed, draw])``, where
 ``draw`` is the position of the item in the training stream, so the data are the same whatever
@@ -16,12 +18,14 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 import torch
+from PIL import Image
 
-from mpg_sam2.data.types import MaskSource, ReferringDataset, read_frame
+from mpg_sam2.data.types import MaskSource, PaletteMaskSource, ReferringDataset, read_frame
+from mpg_sam2.mask_io.png import read_label_png
 from mpg_sam2.tokenizer import ReferringTokenizer
 from mpg_sam2.training.augment import AugmentConfig, augment_clip, encoder_views, resize_masks
 
@@ -52,10 +56,18 @@ class ClipEntry:
     frame_paths: tuple[Path, ...]
     masks: MaskSource | None = None  # per-frame targets of a video
     image_mask: Callable[[], np.ndarray] | None = None  # the target of a single image
+    # Object id (its label in the masks) -> attributes ("colour": "red", ...): synthetic data.
+    objects: Mapping[int, Mapping[str, str]] | None = None
 
     @property
     def num_frames(self) -> int:
         return len(self.frame_paths)
+
+    def load_labels(self, index: int) -> np.ndarray:
+        """Frame ``index``'s object ids ``[H, W]`` uint8 (0: background), from its palette PNG."""
+        if not isinstance(self.masks, PaletteMaskSource):
+            raise ValueError(f"entry {self.key} has no per-object label maps (palette PNGs of object ids)")
+        return read_label_png(self.masks.paths[index])
 
     def load_mask(self, index: int) -> np.ndarray:
         if self.masks is not None:
@@ -79,6 +91,10 @@ class TrainingClip:
     targets: torch.Tensor  # [T, S, S] float32 in {0, 1}
     augmentations: tuple[str, ...] = ()
     click_seed: int = 0  # where simulated clicks go, if the run trains with them (click_training.py)
+    # With ClipDataset's label_grid g: the object id at the centre of each cell of a g x g grid
+    # over the augmented frames [T, g, g] int64 (0: background), and the entry's objects.
+    object_labels: torch.Tensor | None = None
+    objects: Mapping[int, Mapping[str, str]] | None = None
 
     @property
     def num_frames(self) -> int:
@@ -88,6 +104,7 @@ class TrainingClip:
         return dataclasses.replace(
             self, sam_pixels=self.sam_pixels.to(device), beit_pixels=self.beit_pixels.to(device),
             input_ids=self.input_ids.to(device), attention_mask=self.attention_mask.to(device), targets=self.targets.to(device),
+            object_labels=None if self.object_labels is None else self.object_labels.to(device),
         )
 
 
@@ -126,10 +143,14 @@ def entries_from_refcoco(samples: Sequence) -> list[ClipEntry]:
 def load_entries(dataset: str, root: str | Path, split: str | None = None) -> list[ClipEntry]:
     """Training entries of a benchmark (``split`` defaults to its training split)."""
     from mpg_sam2.data import mevis, ref_youtube_vos, refcoco
-    from mpg_sam2.data.synthetic import load_synthetic
+    from mpg_sam2.data.synthetic import load_synthetic, read_object_attributes
 
     if dataset == "synthetic":
-        return entries_from_videos(load_synthetic(root, split or "train"))
+        entries = entries_from_videos(load_synthetic(root, split or "train"))
+        objects = read_object_attributes(root, split or "train", missing_ok=True)
+        if objects is None:
+            return entries
+        return [dataclasses.replace(e, objects=objects[e.key.split("/")[0]]) for e in entries]
     if dataset == "ref-youtube-vos":
         return entries_from_videos(ref_youtube_vos.load_ref_youtube_vos(root, split or "train"))
     if dataset == "mevis":
@@ -158,6 +179,8 @@ class ClipDataset(torch.utils.data.Dataset):
         seed: base seed of every draw.
         max_tokens: captions are cut to this many tokens (``</s>`` kept).
         max_stride: largest gap between sampled frames.
+        label_grid: also give each clip its object labels on a ``label_grid`` x ``label_grid``
+            grid (``TrainingClip.object_labels``); every entry needs ``objects`` and palette masks.
     """
 
     def __init__(
@@ -171,9 +194,14 @@ class ClipDataset(torch.utils.data.Dataset):
         seed: int = 0,
         max_tokens: int = TRAIN_MAX_TOKENS,
         max_stride: int = 3,
+        label_grid: int | None = None,
     ) -> None:
         if num_frames < 1:
             raise ValueError(f"num_frames must be at least 1, got {num_frames}")
+        if label_grid is not None and any(e.objects is None for e in entries):
+            raise ValueError("object labels need the attributes of every entry's objects, which only the synthetic "
+                             "benchmark records (its meta_expressions.json 'objects'); a synthetic dataset written "
+                             "before they were recorded must be written again with python -m mpg_sam2.data.synthetic")
         self.entries = list(entries)
         self.tokenizer = tokenizer
         self.sam_size, self.beit_size = sam_size, beit_size
@@ -182,6 +210,7 @@ class ClipDataset(torch.utils.data.Dataset):
         self.seed = seed
         self.max_tokens = max_tokens
         self.max_stride = max_stride
+        self.label_grid = label_grid
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -195,7 +224,8 @@ class ClipDataset(torch.utils.data.Dataset):
         masks = np.stack([entry.load_mask(i) for i in indices])
         if masks.shape != frames.shape[:3]:
             raise ValueError(f"{entry.key}: masks {masks.shape} and frames {frames.shape[:3]} differ in size")
-        clip = augment_clip(frames, masks, entry.text, rng, self.augment)
+        labels = None if self.label_grid is None else np.stack([entry.load_labels(i) for i in indices])
+        clip = augment_clip(frames, masks, entry.text, rng, self.augment, labels=labels)
         sam, beit = encoder_views(clip.frames, self.sam_size, self.beit_size)
         tokens = self.tokenizer.encode(clip.text, max_length=self.max_tokens)
         return TrainingClip(
@@ -210,7 +240,15 @@ class ClipDataset(torch.utils.data.Dataset):
             augmentations=tuple(clip.applied),
             # Drawn last, so the frames and augmentation of a draw are what they were before.
             click_seed=int(rng.integers(2**31 - 1)),
+            object_labels=None if clip.labels is None else _labels_on_grid(clip.labels, self.label_grid),
+            objects=entry.objects if self.label_grid is not None else None,
         )
+
+
+def _labels_on_grid(labels: np.ndarray, grid: int) -> torch.Tensor:
+    """uint8 ``[T, H, W]`` object ids -> int64 ``[T, g, g]``: the id at each cell's centre (nearest)."""
+    cells = [np.asarray(Image.fromarray(frame).resize((grid, grid), Image.NEAREST)) for frame in labels]
+    return torch.from_numpy(np.stack(cells).astype(np.int64))
 
 
 class ClipGroups(torch.utils.data.Dataset):

@@ -47,6 +47,19 @@ class Objective(ABC):
     def learning_rates(self, config: TrainConfig) -> dict[str, float]:
         """Group name -> rate; a resumed run's optimizer state gets this run's rates."""
 
+    def label_grid(self, model_config: MPGSAM2Config) -> int | None:
+        """Side of the grid the training clips carry object labels on (``ClipDataset``); None: none."""
+        return None
+
+    def state_dict(self) -> dict[str, Any] | None:
+        """Trained weights of the objective's own that are not the model's (saved with the
+        optimizer state, so a resumed run continues exactly); None: there are none."""
+        return None
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`state_dict` gave, after :meth:`build_optimizer`."""
+        raise ValueError(f"the {self.name} objective keeps no state of its own, but the checkpoint has some")
+
     def groups(self, entries: Sequence[ClipEntry]) -> list[list[int]]:
         """Entry indices drawn together (same frames and augmentation); default: each alone."""
         return [[index] for index in range(len(entries))]

@@ -18,6 +18,8 @@ Data flow of one step::
     -> BEiT-3 on every (frame, caption) pair
     -> mask prior generator (space-time attention over the T frames) -> prior logits [T, g, g]
     -> mask_prior_loss vs targets [T, S, S] -> AdamW on beit3.* and mask_prior_generator.*
+    (--attribute-loss W: + W x attribute loss of BEiT-3's patches [T, N, C] against the object
+    labels [T, g, g], mpg_sam2.training.attribute_loss)
 
 :class:`PriorObjective` is that step for the one training loop (:mod:`mpg_sam2.training.trainer`),
 which also writes the log and the checkpoint: ``OUT/step-NNNNNN``, a whole model (SAM 2 at the
@@ -39,6 +41,7 @@ from mpg_sam2.checkpoint.files import has_tokenizer
 from mpg_sam2.config import MPGSAM2Config
 from mpg_sam2.model.mpg_sam2 import MPGSAM2
 from mpg_sam2.tokenizer import ReferringTokenizer
+from mpg_sam2.training.attribute_loss import AttributeHead, attribute_loss, attribute_targets
 from mpg_sam2.training.augment import AugmentConfig
 from mpg_sam2.training.datasets import ClipDataset, ClipEntry, TrainingClip, load_entries
 from mpg_sam2.training.losses import mask_prior_loss
@@ -65,7 +68,13 @@ WARMUP_DEFAULTS: dict[str, Any] = {
 
 
 def _prior_logits(model: MPGSAM2, clips: list[TrainingClip]) -> list[torch.Tensor]:
-    """Prior logits ``[T_i, g, g]`` of each clip; BEiT-3 runs once on all (frame, caption) pairs.
+    """Prior logits ``[T_i, g, g]`` of each clip (:func:`_grounding`)."""
+    return _grounding(model, clips)[0]
+
+
+def _grounding(model: MPGSAM2, clips: list[TrainingClip]) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """Prior logits ``[T_i, g, g]`` and BEiT-3 patches ``[T_i, N, C]`` of each clip; BEiT-3 runs
+    once on all (frame, caption) pairs.
 
     Captions are right-padded to the longest with the pad id and masked out, which leaves every
     real token's output unchanged; batching is what makes this stage cheap on a CPU.
@@ -79,12 +88,13 @@ def _prior_logits(model: MPGSAM2, clips: list[TrainingClip]) -> list[torch.Tenso
         masks.append(torch.nn.functional.pad(c.attention_mask, (0, extra), value=False).expand(c.num_frames, -1))
         pixels.append(c.beit_pixels)
     out = model.beit3(torch.cat(pixels), torch.cat(ids), torch.cat(masks))
-    logits, start = [], 0
+    logits, patches, start = [], [], 0
     for c in clips:
         frames = slice(start, start + c.num_frames)
         logits.append(model.mask_prior_generator(out.cls[frames], out.patches[frames]).prior_logits)
+        patches.append(out.patches[frames])
         start += c.num_frames
-    return logits
+    return logits, patches
 
 
 @torch.no_grad()
@@ -118,19 +128,30 @@ def caption_effect(model: MPGSAM2, clips: list[TrainingClip]) -> float:
 
 
 class PriorForward(nn.Module):
-    """``forward(clips, num_valid) -> {"loss"}``: the mean prior loss over the clips (``num_valid`` unused)."""
+    """``forward(clips, num_valid) -> {"loss", ...}``: the mean prior loss over the clips, plus
+    ``attribute_weight`` times the mean attribute loss with an ``attribute_head`` (``num_valid`` unused)."""
 
-    def __init__(self, model: MPGSAM2, autocast_dtype: torch.dtype | None = None) -> None:
+    def __init__(self, model: MPGSAM2, autocast_dtype: torch.dtype | None = None,
+                 attribute_head: AttributeHead | None = None, attribute_weight: float = 0.0) -> None:
         super().__init__()
         self.model = model
         self.autocast_dtype = autocast_dtype
+        self.attribute_head = attribute_head
+        self.attribute_weight = attribute_weight
 
     def forward(self, clips: list[TrainingClip], num_valid: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         clips = [c.to(self.model.device) for c in clips]
         with self.model.autocast(self.autocast_dtype):
-            logits = _prior_logits(self.model, clips)
-        loss = torch.stack([mask_prior_loss(x.float(), c.targets) for x, c in zip(logits, clips)]).mean()
-        return {"loss": loss}
+            logits, patches = _grounding(self.model, clips)
+            head = None if self.attribute_head is None else [self.attribute_head(x) for x in patches]
+        prior = torch.stack([mask_prior_loss(x.float(), c.targets) for x, c in zip(logits, clips)]).mean()
+        if head is None:
+            return {"loss": prior}
+        attributes = torch.stack([
+            attribute_loss(x, c.object_labels, attribute_targets(c.object_labels, c.objects, "crop" not in c.augmentations))
+            for x, c in zip(head, clips)
+        ]).mean()
+        return {"loss": prior + self.attribute_weight * attributes, "prior": prior, "attributes": attributes}
 
 
 class PriorObjective(Objective):
@@ -140,21 +161,44 @@ class PriorObjective(Objective):
     augmentation (``batch_size`` then counts videos). A prior that ignores the caption then fits
     at most one of them, and the pairs' differences are a low-noise signal for the text; without
     it the network learns to ignore the text before it learns to read it.
+
+    ``attribute_loss`` > 0 adds that times the per-patch attribute loss
+    (:mod:`mpg_sam2.training.attribute_loss`, synthetic data only); its head trains in a group of
+    its own at the same rate and is saved with the optimizer state, not in the model.
     """
 
     name = "prior"
 
-    def __init__(self, by_video: bool = True) -> None:
+    def __init__(self, by_video: bool = True, attribute_loss: float = 0.0) -> None:
+        if attribute_loss < 0:
+            raise ValueError(f"--attribute-loss must be at least 0, got {attribute_loss}")
         self.by_video = by_video
+        self.attribute_weight = attribute_loss
+        self.attribute_head: AttributeHead | None = None
         self._val_clips: list[TrainingClip] = []
 
     def build_optimizer(self, model: MPGSAM2, config: TrainConfig) -> torch.optim.Optimizer:
         params = [p for n, p in model.named_parameters() if n.startswith(TRAINED_PREFIXES)]
-        group = {"name": "grounding", "params": params, "lr": config.base_lr, "weight_decay": config.weight_decay}
-        return torch.optim.AdamW([group], lr=config.base_lr, weight_decay=config.weight_decay)
+        groups = [{"name": "grounding", "params": params, "lr": config.base_lr, "weight_decay": config.weight_decay}]
+        if self.attribute_weight > 0:
+            self.attribute_head = AttributeHead(model.config.beit3.embed_dim).to(model.device)
+            groups.append({"name": "attribute_head", "params": list(self.attribute_head.parameters()),
+                           "lr": config.base_lr, "weight_decay": config.weight_decay})
+        return torch.optim.AdamW(groups, lr=config.base_lr, weight_decay=config.weight_decay)
 
     def learning_rates(self, config: TrainConfig) -> dict[str, float]:
-        return {"grounding": config.base_lr}
+        return {"grounding": config.base_lr, "attribute_head": config.base_lr}
+
+    def label_grid(self, model_config: MPGSAM2Config) -> int | None:
+        return model_config.beit3.grid_size if self.attribute_weight > 0 else None
+
+    def state_dict(self) -> dict[str, Any] | None:
+        return None if self.attribute_head is None else {"attribute_head": self.attribute_head.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        # A checkpoint of another --attribute-loss setting was refused already: its optimizer
+        # state has another number of parameter groups (checkpointing.load_checkpoint).
+        self.attribute_head.load_state_dict(state["attribute_head"])
 
     def groups(self, entries: Sequence[ClipEntry]) -> list[list[int]]:
         if not self.by_video:
@@ -165,7 +209,7 @@ class PriorObjective(Objective):
         return list(by_video.values())
 
     def forward_module(self, model: MPGSAM2, autocast_dtype: torch.dtype | None) -> nn.Module:
-        return PriorForward(model, autocast_dtype)
+        return PriorForward(model, autocast_dtype, self.attribute_head, self.attribute_weight)
 
     def load_validation(self, config: TrainConfig, tokenizer: ReferringTokenizer, model_config: MPGSAM2Config) -> str | None:
         entries = load_entries(config.dataset, config.data, "valid")[: config.val_expressions]
@@ -185,14 +229,15 @@ class PriorObjective(Objective):
 
     def summary(self, config: TrainConfig) -> str:
         unit = "whole videos" if self.by_video else "expressions"
-        return f"batches of {unit}, BEiT-3 + mask prior generator on the prior loss, lr {config.base_lr:g}"
+        loss = "the prior loss" + (f" + {self.attribute_weight:g} x the attribute loss" if self.attribute_weight > 0 else "")
+        return f"batches of {unit}, BEiT-3 + mask prior generator on {loss}, lr {config.base_lr:g}"
 
     def training_args(self, config: TrainConfig) -> dict[str, Any]:
-        return {**config.to_json(), "by_video": self.by_video}
+        return {**config.to_json(), "by_video": self.by_video, "attribute_loss": self.attribute_weight}
 
 
-def warm_up_prior(data: str | Path, out: str | Path, *, by_video: bool = True, log: Callable[[str], None] | None = None,
-                  **settings: Any) -> Path:
+def warm_up_prior(data: str | Path, out: str | Path, *, by_video: bool = True, attribute_loss: float = 0.0,
+                  log: Callable[[str], None] | None = None, **settings: Any) -> Path:
     """Train BEiT-3 + the mask prior generator; returns the checkpoint folder (``out``/step-NNNNNN).
 
     ``settings`` are :class:`TrainConfig` fields over :data:`WARMUP_DEFAULTS`, e.g. ``steps``,
@@ -207,7 +252,7 @@ def warm_up_prior(data: str | Path, out: str | Path, *, by_video: bool = True, l
         # give other ids.
         raise ValueError(f"{init_from} has no tokenizer files; a warm-up continues only from a full checkpoint")
     config = TrainConfig(data=Path(data), out=Path(out), **{**WARMUP_DEFAULTS, **settings})
-    return train(config, log, PriorObjective(by_video)).checkpoint
+    return train(config, log, PriorObjective(by_video, attribute_loss)).checkpoint
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -226,6 +271,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="small: from random weights, BEiT-3's text and position embeddings start from N(0, 0.02)")
     parser.add_argument("--init-from", type=Path, default=None,
                         help="checkpoint folder to continue from (e.g. an earlier warm-up's step-NNNNNN/)")
+    parser.add_argument("--attribute-loss", type=float, default=0.0,
+                        help="weight of a per-patch attribute loss on BEiT-3's patches (synthetic data only; default 0: off)")
     parser.add_argument("--no-by-video", dest="by_video", action="store_false",
                         help="batches of independent expressions instead of whole videos")
     args = parser.parse_args(argv)

@@ -113,6 +113,8 @@ class Trainer:
         self.step, self.stream_position = 0, 0
         if self._resume_dir is not None:
             state = load_checkpoint(self._resume_dir, self.model, self.optimizer)
+            if state.objective_state is not None:
+                self.objective.load_state_dict(state.objective_state)
             state.restore_rng()
             # The optimizer state carries the old run's rates; _set_learning_rates sets this
             # run's before every step.
@@ -126,7 +128,7 @@ class Trainer:
         clips = ClipDataset(
             entries, self.tokenizer, model_config.sam2.image_size, model_config.beit3.image_size, config.frames,
             augment=AugmentConfig() if config.augment else AugmentConfig.none(), seed=config.seed,
-            max_tokens=min(512, model_config.beit3.max_text_tokens),
+            max_tokens=min(512, model_config.beit3.max_text_tokens), label_grid=self.objective.label_grid(model_config),
         )
         self.dataset = ClipGroups(clips, self.objective.groups(entries))
         self.num_entries = len(entries)
@@ -189,7 +191,7 @@ class Trainer:
     def save(self) -> Path:
         directory = self.config.out / checkpoint_name(self.step)
         if self.context.is_main:
-            state = TrainingState(self.step, self.stream_position, TrainingState.capture_rng())
+            state = TrainingState(self.step, self.stream_position, TrainingState.capture_rng(), self.objective.state_dict())
             args = {"objective": self.objective.name, **self.objective.training_args(self.config)}
             save_checkpoint(directory, self.model, self.tokenizer, self.optimizer, state, args)
             prune_checkpoints(self.config.out, self.config.keep_last)

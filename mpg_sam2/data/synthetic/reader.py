@@ -76,15 +76,20 @@ def read_phrase_needed(root: str | os.PathLike[str], split: str = "train") -> di
     }
 
 
-def read_object_attributes(root: str | os.PathLike[str], split: str = "train") -> dict[str, dict[int, dict[str, str]]]:
+def read_object_attributes(
+    root: str | os.PathLike[str], split: str = "train", missing_ok: bool = False
+) -> dict[str, dict[int, dict[str, str]]] | None:
     """``video id -> {object id (its label in the masks) -> {attribute -> value}}`` of one split,
     the attributes of :data:`~mpg_sam2.data.synthetic.writer.OBJECT_ATTRIBUTES` (size, texture,
-    colour, shape, motion)."""
+    colour, shape, motion). A dataset written before they were recorded is an error, or None
+    with ``missing_ok``."""
     _check_split(split)
     videos = read_meta_expressions(meta_expressions_path(Path(root), split), LAYOUT)
     found = {}
     for video_id, entry in videos.items():
         if "objects" not in entry:
+            if missing_ok:
+                return None
             raise ValueError(f"video {video_id!r} of {root} lists no objects: it was written before the synthetic "
                              "benchmark recorded them; write it again with python -m mpg_sam2.data.synthetic")
         found[video_id] = {int(object_id): dict(attributes) for object_id, attributes in entry["objects"].items()}

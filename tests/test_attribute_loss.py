@@ -1,0 +1,133 @@
+"""The prior warm-up's per-patch attribute loss: object labels through the data pipeline, the loss,
+and a warm-up that trains with it, saves its head outside the model and resumes exactly."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from mpg_sam2.data.synthetic import SHAPES, read_object_attributes
+from mpg_sam2.mask_io.png import read_label_png
+from mpg_sam2.model.mpg_sam2 import MPGSAM2
+from mpg_sam2.training.attribute_loss import ATTRIBUTE_GROUPS, AttributeHead, attribute_loss, attribute_targets
+from mpg_sam2.training.augment import AugmentConfig
+from mpg_sam2.training.datasets import ClipDataset, load_entries
+from tiny_model import TRAINING_TINY
+
+OBJECTS = {1: {"colour": "red", "shape": "star", "size": "small", "texture": "plain", "motion": "left"},
+           2: {"colour": "blue", "shape": "ring", "size": "large", "texture": "dotted", "motion": "static"}}
+
+
+@pytest.fixture(scope="module")
+def synthetic_root(tmp_path_factory):
+    from mpg_sam2.data.synthetic import write_dataset
+
+    return write_dataset(tmp_path_factory.mktemp("synthetic") / "data", seed=1, train=2, val=1, test=0, frames=4, size=64)
+
+
+def _logits_naming(labels: torch.Tensor, objects, confidence: float = 20.0) -> torch.Tensor:
+    """Head logits ``[T, N, K + 1]`` that name every patch's object correctly."""
+    targets = attribute_targets(labels, objects)
+    logits = torch.full((*labels.shape, sum(len(c) for _, c in ATTRIBUTE_GROUPS) + 1), -confidence)
+    start = 0
+    for k, (_, classes) in enumerate(ATTRIBUTE_GROUPS):
+        for index in range(len(classes)):
+            logits[..., start + index][targets[..., k] == index] = confidence
+        start += len(classes)
+    logits[..., -1] = torch.where(labels > 0, confidence, -confidence)
+    return logits.flatten(1, 2)
+
+
+def test_targets_name_each_object_and_ignore_the_background():
+    labels = torch.tensor([[[0, 1], [2, 2]]])  # [T=1, 2, 2]
+    targets = attribute_targets(labels, OBJECTS)
+    assert targets.shape == (1, 2, 2, 4)
+    assert targets[0, 0, 0].tolist() == [-100] * 4
+    assert targets[0, 0, 1, 1].item() == SHAPES.index("star") and targets[0, 1, 0, 1].item() == SHAPES.index("ring")
+    assert attribute_targets(labels, OBJECTS, size_known=False)[..., 2].eq(-100).all()
+
+
+def test_loss_is_near_zero_when_the_head_names_every_patch_and_ignores_what_it_must():
+    labels = torch.tensor([[[0, 1], [2, 2]], [[1, 1], [0, 0]]])
+    right = _logits_naming(labels, OBJECTS)
+    assert attribute_loss(right, labels, attribute_targets(labels, OBJECTS)).item() < 1e-6
+    wrong = _logits_naming(labels, {1: OBJECTS[2], 2: OBJECTS[1]})
+    assert attribute_loss(wrong, labels, attribute_targets(labels, OBJECTS)).item() > 10
+    # What a background patch says about attributes, and size on a cropped clip, cost nothing.
+    noisy = right.clone()
+    noisy[0, 0, :-1] = torch.randn(noisy.shape[-1] - 1)
+    start = len(ATTRIBUTE_GROUPS[0][1]) + len(ATTRIBUTE_GROUPS[1][1])
+    size = slice(start, start + len(ATTRIBUTE_GROUPS[2][1]))
+    noisy[:, :, size] = torch.randn_like(noisy[:, :, size])
+    cropped = attribute_targets(labels, OBJECTS, size_known=False)
+    assert attribute_loss(noisy, labels, cropped).item() < 1e-6
+    assert attribute_loss(noisy, labels, attribute_targets(labels, OBJECTS)).item() > 1
+    # A clip without any object: objectness only, no NaN.
+    empty = torch.zeros(1, 2, 2, dtype=torch.long)
+    assert torch.isfinite(attribute_loss(torch.zeros(1, 4, 13), empty, attribute_targets(empty, OBJECTS)))
+
+
+def test_clips_carry_their_object_labels_on_the_prior_grid(synthetic_root, tmp_path):
+    from mpg_sam2.training.tokenizer_training import train_tokenizer
+
+    entries = load_entries("synthetic", synthetic_root)
+    objects = read_object_attributes(synthetic_root, "train")
+    assert all(e.objects == objects[e.key.split("/")[0]] for e in entries)
+    tokenizer = train_tokenizer(tmp_path / "tok")
+    clips = ClipDataset(entries, tokenizer, 64, 32, num_frames=2, augment=AugmentConfig.none(), label_grid=4)
+    clip = clips[(0, 0)]
+    entry = entries[0]
+    expected = [np.asarray(Image.fromarray(read_label_png(entry.masks.paths[i])).resize((4, 4), Image.NEAREST))
+                for i in clip.frame_indices]
+    np.testing.assert_array_equal(clip.object_labels.numpy(), np.stack(expected))
+    assert clip.object_labels.dtype == torch.int64 and clip.objects == entry.objects
+    # Drawing labels changes nothing else of the draw.
+    plain = ClipDataset(entries, tokenizer, 64, 32, num_frames=2, augment=AugmentConfig.none())[(0, 0)]
+    assert plain.object_labels is None and torch.equal(plain.beit_pixels, clip.beit_pixels)
+    bare = [e.__class__(e.key, e.text, e.frame_paths, masks=e.masks) for e in entries]
+    with pytest.raises(ValueError, match="written again with python -m mpg_sam2.data.synthetic"):
+        ClipDataset(bare, tokenizer, 64, 32, num_frames=2, label_grid=4)
+
+
+def test_warm_up_with_the_attribute_loss_keeps_its_head_out_of_the_model_and_resumes_exactly(synthetic_root, tmp_path):
+    from mpg_sam2.checkpoint.pretrained import load_pretrained
+    from mpg_sam2.training.prior_warmup import warm_up_prior
+
+    settings = dict(batch_size=1, frames=2, lr=2e-3, val_every=0, threads=1, seed=3, model_config=TRAINING_TINY,
+                    log=lambda line: None, attribute_loss=0.5)
+    straight = warm_up_prior(synthetic_root, tmp_path / "straight", steps=4, save_every=2, **settings)
+    log = [json.loads(line) for line in (tmp_path / "straight" / "log.jsonl").read_text().splitlines()]
+    assert all(r["attributes"] > 0 and abs(r["loss"] - r["prior"] - 0.5 * r["attributes"]) < 1e-5 for r in log)
+    args = json.loads((straight / "training_args.json").read_text())
+    assert args["attribute_loss"] == 0.5
+    state = torch.load(straight / "training_state.pt", weights_only=True)
+    assert set(state["objective_state"]) == {"attribute_head"}
+    # The model saved is the plain architecture: no head in it.
+    saved = load_pretrained(straight).model.state_dict()
+    assert set(saved) == set(MPGSAM2(TRAINING_TINY).state_dict())
+
+    resumed = warm_up_prior(synthetic_root, tmp_path / "resumed", steps=4, resume=tmp_path / "straight" / "step-000002",
+                            **settings)
+    again = [json.loads(line) for line in (tmp_path / "resumed" / "log.jsonl").read_text().splitlines()]
+    assert [r["loss"] for r in again] == [r["loss"] for r in log[2:]]
+    for name, value in load_pretrained(resumed).model.state_dict().items():
+        assert torch.equal(value, saved[name]), name
+    head = torch.load(resumed / "training_state.pt", weights_only=True)["objective_state"]["attribute_head"]
+    for name, value in head.items():
+        assert torch.equal(value, state["objective_state"]["attribute_head"][name]), name
+
+    # A run without the loss cannot resume one with it, nor the other way round.
+    plain = {**settings, "attribute_loss": 0.0}
+    with pytest.raises(ValueError, match="does not fit this run's parameter groups.*--attribute-loss"):
+        warm_up_prior(synthetic_root, tmp_path / "x", steps=4, resume=tmp_path / "straight" / "step-000002", **plain)
+    without = warm_up_prior(synthetic_root, tmp_path / "without", steps=2, **plain)
+    with pytest.raises(ValueError, match="does not fit this run's parameter groups.*--attribute-loss"):
+        warm_up_prior(synthetic_root, tmp_path / "y", steps=4, resume=without, **settings)
+
+
+def test_attribute_head_width():
+    head = AttributeHead(16)
+    assert head(torch.zeros(2, 5, 16)).shape == (2, 5, sum(len(c) for _, c in ATTRIBUTE_GROUPS) + 1)
