@@ -38,7 +38,7 @@ from .expressions import vocabulary
 __all__ = ["GENERATOR_VERSION", "OBJECT_ATTRIBUTES", "SPLITS", "Progress", "clip_rng", "iter_write_dataset", "video_id", "write_dataset"]
 
 # Bump whenever the same arguments would produce different files.
-GENERATOR_VERSION = "1"
+GENERATOR_VERSION = "2"  # 2: meta_expressions.json records each video's objects
 # What meta_expressions.json records of each object (attributes.py names every value).
 OBJECT_ATTRIBUTES = ("size", "texture", "colour", "shape", "motion")
 SPLITS: tuple[str, ...] = ("train", "valid", "test")
@@ -137,7 +137,10 @@ def iter_write_dataset(
             }
             # Each object's attributes, by its id in the masks: what per-object supervision and
             # error analysis by attribute read (read_object_attributes).
-            objs = {str(o.object_id): {**o.attributes, "motion": o.trajectory.kind} for o in clip.objects}
+            objs = {}
+            for o in clip.objects:
+                values = {**o.attributes, "motion": o.trajectory.kind}
+                objs[str(o.object_id)] = {k: values[k] for k in OBJECT_ATTRIBUTES}
             videos[vid] = {"expressions": exps, "frames": names, "objects": objs}
             types.update(e.type for e in clip.expressions)
             done += 1
