@@ -26,6 +26,7 @@ JF_TOLERANCE = 0.01
 def toy_scale(monkeypatch):
     monkeypatch.setattr(offline_recipe, "DATA", {"seed": 0, "train": 2, "val": 1, "test": 1})
     monkeypatch.setattr(offline_recipe, "REGRESSION_SET", {"seed": 1, "test": 1})
+    monkeypatch.setattr(offline_recipe, "HELD_OUT", {"seeds": (2,), "test": 1})
     # Rate warm-ups shorter than the toy runs' one or two steps.
     monkeypatch.setattr(offline_recipe, "RECIPE", {**offline_recipe.RECIPE, "frames": 2, "val_every": 0, "save_every": 1,
                                                    "warmup_steps": 0})
@@ -96,6 +97,12 @@ def test_offline_model_end_to_end_at_toy_scale(toy_scale, tmp_path, monkeypatch)
             evaluation["test_clicks"]["after"][str(n)]["overall"]["J&F"] - evaluation["test_clicks"]["after"]["0"]["overall"]["J&F"])
         assert f"| gain after {n} | {rows['overall']['mean']:+.3f} [{rows['overall']['low']:+.3f}, " in card
     assert evaluation["steps"] == 2 and evaluation["regression_set"]["expressions"] == report.regression.count
+    # The bundle is scored on the test split of a seed it never saw, beside that split's random-object level.
+    held_out = evaluation["held_out"]["2"]
+    assert json.loads((tmp_path / "work" / "held_out-seed2" / "synthetic_info.json").read_text())["seed"] == 2
+    assert held_out["test"]["overall"]["J&F"] == report.held_out[2]["overall"].jf
+    assert f"| 2 | {held_out['test']['overall']['expressions']} | {held_out['test']['overall']['J&F']:.3f} " \
+           f"({held_out['test_random_object']['overall']['J&F']:.3f}) |" in card
     for name, row in evaluation["test"].items():
         assert f"| {name} | {row['expressions']} | {row['J']:.3f} | {row['F']:.3f} | {row['J&F']:.3f} |" in card
     assert "`CMD`" in card and f"J&F {report.regression.jf:.3f}" in card
@@ -153,6 +160,20 @@ def test_offline_model_refuses_a_work_folder_with_another_dataset(tmp_path):
         offline_model._dataset(tmp_path / "data")
 
 
+def test_offline_model_refuses_a_dataset_written_without_its_objects(toy_scale, tmp_path):
+    from mpg_sam2.data.synthetic import write_dataset
+
+    root = write_dataset(tmp_path / "data", seed=0, train=2, val=1, test=1)
+    assert offline_model._dataset(root) == root
+    meta_file = root / "meta_expressions" / "train" / "meta_expressions.json"
+    meta = json.loads(meta_file.read_text(encoding="utf-8"))
+    for video in meta["videos"].values():
+        del video["objects"]  # as the generator wrote it before version 2
+    meta_file.write_text(json.dumps(meta), encoding="utf-8")
+    with pytest.raises(ValueError, match="before the synthetic benchmark recorded its objects.*fresh --work folder"):
+        offline_model._dataset(root)
+
+
 def test_offline_model_refuses_a_warm_up_with_other_settings(tmp_path):
     stages = offline_recipe.WARMUP_STAGES
     finals = [tmp_path / "prior_warmup" / f"stage-{n}" / f"step-{stage['steps']:06d}" for n, stage in enumerate(stages, 1)]
@@ -203,6 +224,10 @@ def test_model_card_states_the_evaluated_numbers(evaluation):
         for name, row in evaluation[section].items():
             assert f"| {name} | {row['expressions']} | {row['J']:.3f} | {row['F']:.3f} | {row['J&F']:.3f} |" in card
     assert f"J&F {evaluation['regression_set']['J&F']:.3f}" in card
+    for seed in offline_recipe.HELD_OUT["seeds"]:
+        rows, chance = evaluation["held_out"][str(seed)]["test"], evaluation["held_out"][str(seed)]["test_random_object"]
+        assert f"| {seed} | {rows['overall']['expressions']} | " + " | ".join(
+            f"{rows[t]['J&F']:.3f} ({chance[t]['J&F']:.3f})" for t in ("overall", "appearance", "motion", "relation", "time")) + " |" in card
     assert set(evaluation["ablations"]) == set(offline_recipe.ABLATIONS)
     assert "python -m mpg_sam2.training.offline_model" in card
 

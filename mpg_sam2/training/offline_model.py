@@ -4,8 +4,8 @@
 
 1. generates the synthetic benchmark (seed 0: 400 train / 40 valid / 60 test clips) in
    ``WORK/data`` unless it is there already;
-2. warms up the grounding path (BEiT-3 and the mask prior generator on the prior loss alone,
-   :mod:`mpg_sam2.training.prior_warmup`) from random weights in the stages of
+2. warms up the grounding path (BEiT-3 and the mask prior generator on the prior loss and a
+   per-patch attribute loss, :mod:`mpg_sam2.training.prior_warmup`) from random weights in the stages of
    :data:`~mpg_sam2.training.offline_recipe.WARMUP_STAGES`, each in ``WORK/prior_warmup/stage-<n>`` and continuing from the one
    before. Trained whole from random weights, the network learns to segment and track *an*
    object and stops reading the caption before it learns to read it; after the warm-up the
@@ -28,8 +28,10 @@
    interval of the difference from the baseline (:mod:`mpg_sam2.training.ablation_table`);
 5. copies the final weights and tokenizer to ``--out`` and writes ``evaluation.json`` and a model
    card (``README.md``) with the test-split J&F overall and per expression type next to the
-   random-object reference, the ablation table, and the J&F on a small regression set (other
-   seed) that a regression test can regenerate and check (:mod:`mpg_sam2.training.offline_card`).
+   random-object reference, the same on the test splits of further seeds
+   (:data:`~mpg_sam2.training.offline_recipe.HELD_OUT`, in ``WORK/held_out-seed<n>``), the
+   ablation table, and the J&F on a small regression set (other seed) that a regression test can
+   regenerate and check (:mod:`mpg_sam2.training.offline_card`).
 
 Training runs go on :data:`~mpg_sam2.training.offline_recipe.PARALLEL_RUNS` at a time, one
 thread and one process each (the main run first, the ablation runs beside it). Every stage
@@ -61,16 +63,25 @@ __all__ = ["build_offline_model", "main", "regression_dataset"]
 
 def regression_dataset(root: str | Path) -> Path:
     """Write (or reuse) the regression clips under ``root``; returns ``root``."""
+    return _test_split(Path(root), recipe.REGRESSION_SET["seed"], recipe.REGRESSION_SET["test"])
+
+
+def _test_split(root: Path, seed: int, clips: int) -> Path:
+    """A synthetic dataset of ``clips`` test clips of ``seed`` under ``root``, written once."""
     from mpg_sam2.data.synthetic import write_dataset
 
-    root = Path(root)
-    if not (root / "synthetic_info.json").exists():
-        write_dataset(root, seed=recipe.REGRESSION_SET["seed"], train=0, val=0, test=recipe.REGRESSION_SET["test"])
+    info = root / "synthetic_info.json"
+    if not info.exists():
+        write_dataset(root, seed=seed, train=0, val=0, test=clips)
+    meta = json.loads(info.read_text(encoding="utf-8"))
+    if meta["seed"] != seed or meta["splits"]["test"]["videos"] != clips:
+        raise ValueError(f"{root} holds other test clips (seed {meta['seed']}, {meta['splits']['test']['videos']} clips) "
+                         f"than seed {seed}, {clips} clips; delete it and rerun")
     return root
 
 
 def _dataset(root: Path) -> Path:
-    from mpg_sam2.data.synthetic import write_dataset
+    from mpg_sam2.data.synthetic import read_object_attributes, write_dataset
 
     info = root / "synthetic_info.json"
     if info.exists():
@@ -78,6 +89,10 @@ def _dataset(root: Path) -> Path:
         counts = {split: meta["splits"][name]["videos"] for split, name in (("train", "train"), ("val", "valid"), ("test", "test"))}
         if meta["seed"] != recipe.DATA["seed"] or counts != {k: recipe.DATA[k] for k in counts}:
             raise ValueError(f"{root} holds another synthetic dataset (seed {meta['seed']}, {counts}); use a fresh --work folder")
+        if read_object_attributes(root, "train", missing_ok=True) is None:
+            # The same clips, but the warm-up's attribute loss needs the objects' attributes.
+            raise ValueError(f"{root} was written before the synthetic benchmark recorded its objects, which the warm-up's "
+                             "attribute loss needs; use a fresh --work folder")
         return root
     print(f"generating the synthetic benchmark in {root}", flush=True)
     return write_dataset(root, seed=recipe.DATA["seed"], train=recipe.DATA["train"], val=recipe.DATA["val"], test=recipe.DATA["test"])
@@ -334,10 +349,15 @@ def build_offline_model(
     print(f"scoring the selected checkpoint (step {selected}) on the test split", flush=True)
     test = _score(final, data, "test")
     regression = _score(final, regression_dataset(work / "regression"), "regression")["overall"]
+    held_out, held_out_chance = {}, {}
+    for seed in recipe.HELD_OUT["seeds"]:
+        print(f"scoring the bundled checkpoint on the test split of seed {seed}", flush=True)
+        clips = _test_split(work / f"held_out-seed{seed}", seed, recipe.HELD_OUT["test"])
+        held_out[seed], held_out_chance[seed] = _score(final, clips, f"held_out_seed{seed}"), chance_level(clips)
     warmup_seconds = sum(_logged_seconds(stage) for stage in _stage_folders(work / "prior_warmup"))
     report = OfflineModelReport(steps, selected, validation, warmup_seconds, _logged_seconds(work / "main", steps),
                                 test, chance_level(data), regression, ablation_steps, ablations,
-                                clicks=_score_clicks(final, data))
+                                clicks=_score_clicks(final, data), held_out=held_out, held_out_chance=held_out_chance)
     if click_steps:
         report = dataclasses.replace(
             report, click_steps=click_steps, click_seconds=_logged_seconds(work / "clicks", click_steps),
