@@ -27,7 +27,8 @@ HELD_OUT = {"seeds": (2, 3), "test": 60}
 # with N(0, 1) embeddings. A per-patch attribute loss (weight 0.3: colour, shape, size, texture
 # and objectness of the object under each BEiT-3 patch, a training-time head only) lifts the hit
 # rate after 1,900 steps from 0.440 to 0.566; twice the steps lifted it without that loss from
-# 0.440 to about 0.5 (bench/results/offline_warmup_experiments.md), hence 3,800.
+# 0.440 to about 0.5, hence 3,800 steps: 0.597 with the loss. Weights 1.0 and 3.0 gave 0.440 and
+# 0.459 after 1,900 steps (bench/results/offline_warmup_experiments.md).
 WARMUP_STAGES: list[dict[str, Any]] = [{
     "dataset": "synthetic",
     "preset": "nano",
