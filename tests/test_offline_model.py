@@ -152,6 +152,19 @@ def test_verdict_names_the_expression_types_still_at_the_random_object_level():
     assert "Not yet" not in verdict(rows(0.45, 0.60, 0.36))
 
 
+def test_card_says_what_the_whole_model_stage_trains_and_on_which_losses(monkeypatch):
+    from types import SimpleNamespace
+
+    report = SimpleNamespace(steps=2500)
+    monkeypatch.setattr(offline_recipe, "RECIPE", {**offline_recipe.RECIPE, "train_scope": "all", "prior_loss": 1.0})
+    lines = "\n".join(offline_card._main_stage_lines(report))
+    assert "2500 AdamW steps" in lines and "the whole model" in lines and "focal + dice on the mask prior (weight 1)" in lines
+    monkeypatch.setattr(offline_recipe, "RECIPE", {**offline_recipe.RECIPE, "train_scope": "sam2", "prior_loss": 0.0})
+    lines = "\n".join(offline_card._main_stage_lines(report))
+    assert "keep the warm-up's weights (`--train-scope sam2`)" in lines and "mask prior (weight" not in lines
+    assert "object-score BCE (weight 1)" in lines
+
+
 def test_offline_model_refuses_a_work_folder_with_another_dataset(tmp_path):
     from mpg_sam2.data.synthetic import write_dataset
 

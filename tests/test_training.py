@@ -688,6 +688,24 @@ def test_decoder_scope_trains_only_the_prompt_encoder_and_mask_decoder():
         TrainConfig(data=".", out=".", mask_choice_loss=-1)
 
 
+def test_sam2_scope_keeps_beit3_and_the_mask_prior_generator_as_they_start():
+    model = _model().train()
+    groups = parameter_groups(model, OptimizerSettings(train_scope="sam2", train_image_encoder=True))
+    grouped = {n for g in groups for n in g["param_names"]}
+    named = dict(model.named_parameters())
+    grounding = {n for n in named if n.startswith(("beit3.", "mask_prior_generator."))}
+    assert grounding and grouped == set(named) - grounding
+    assert any(n.startswith("sam2.image_encoder.") for n in grouped)
+    assert any(n.startswith("sam2.sam_mask_decoder.aggregator.") for n in grouped)
+    # the prior loss still reads the prior, but no gradient reaches the grounding path
+    losses = TrainingForward(model, LossWeights(object_score=1.0, prior=1.0))([_clip(0)])
+    assert losses["prior"].item() > 0
+    losses["loss"].backward()
+    assert all(named[n].grad is None for n in grounding)
+    assert any(p.grad is not None and bool(p.grad.abs().sum() > 0) for p in model.sam2.sam_mask_decoder.aggregator.parameters())
+    TrainConfig(data=".", out=".", train_scope="sam2", train_image_encoder=True)  # a valid combination
+
+
 def test_a_resumed_run_keeps_its_mask_choice_loss_and_train_scope(tmp_path):
     from mpg_sam2.training.bootstrap import RunStart
     from mpg_sam2.training.objectives import ReferringObjective

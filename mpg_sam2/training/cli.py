@@ -84,7 +84,8 @@ def add_train_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser
                             "(MaskPriorConfig.click_radius; default: the starting model's, 0 for every preset)")
     optim.add_argument("--train-scope", choices=["all", "decoder"],
                        help="decoder: only SAM 2's prompt encoder and mask decoder train (not the aggregator); "
-                            "default: a resumed run's own, else all")
+                            "sam2: everything but BEiT-3 and the mask prior generator (keeps a warmed-up "
+                            "grounding path); default: a resumed run's own, else all")
     optim.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"], help="auto: bf16 on CUDA")
     optim.add_argument("--seed", type=int, default=0)
     optim.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (torchrun: cuda:LOCAL_RANK)")

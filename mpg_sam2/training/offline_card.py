@@ -149,6 +149,28 @@ def _warm_up_line(seconds: float) -> str:
             f"{seconds / 60:.0f} min of step time on the 2-core CPU")
 
 
+def _main_stage_lines(report: OfflineModelReport) -> list[str]:
+    """The whole-model stage as :data:`recipe.RECIPE` has it: what trains and on which losses."""
+    settings = recipe.RECIPE
+    if settings.get("train_scope", "all") == "sam2":
+        what = ("SAM 2 with the aggregator and the text projections, its image encoder from scratch; BEiT-3 and the "
+                "mask prior generator keep the warm-up's weights (`--train-scope sam2`)")
+    else:
+        what = "the whole model, the image encoder from scratch"
+    extra = [f"an object-score BCE (weight {settings['object_score_loss']:g})"] if settings.get("object_score_loss") else []
+    if settings.get("prior_loss"):
+        extra.append(f"focal + dice on the mask prior (weight {settings['prior_loss']:g})")
+    losses = "focal 2 + dice 5 + sim 2 (the paper's losses)"
+    if extra:
+        losses += " plus " + " and ".join(extra) + " (a model trained from scratch needs them, see `mpg_sam2.training.losses.LossWeights`)"
+    return [
+        f"- then from the warm-up checkpoint: {report.steps} AdamW steps of one {settings['frames']}-frame clip, "
+        f"{_rate(settings)} for every group;",
+        f"  trained: {what};",
+        f"  {losses}; seed {settings['seed']}, float32 on one CPU thread",
+    ]
+
+
 def _attribute_loss(stage: dict) -> str:
     if not stage.get("attribute_loss"):
         return " only"
@@ -251,10 +273,7 @@ def model_card(report: OfflineModelReport, command: str) -> str:
         f"- data: `python -m mpg_sam2.data.synthetic` with seed {recipe.DATA['seed']}: {recipe.DATA['train']} train / "
         f"{recipe.DATA['val']} valid / {recipe.DATA['test']} test clips of 8 frames at 256 x 256, up to 4 expressions each",
         _warm_up_line(report.warmup_seconds),
-        f"- then the whole model from the warm-up checkpoint: {report.steps} AdamW steps of one {recipe.RECIPE['frames']}-frame clip, {_rate(recipe.RECIPE)} for every group, the image encoder",
-        "  trained (from scratch), focal 2 + dice 5 + sim 2 (the paper's losses) plus an object-score BCE and",
-        "  focal + dice on the mask prior (weight 1 each; a model trained from scratch needs them, see",
-        "  `mpg_sam2.training.losses.LossWeights`), seed 0, float32 on one CPU thread",
+        *_main_stage_lines(report),
         f"- training time: {report.training_seconds / 3600:.2f} h of step time on one core of a 2-core CPU "
         "(validation and checkpoints excluded), after the warm-up",
         f"- step {report.selected_step} is the checkpoint with the best J&F on the validation split "

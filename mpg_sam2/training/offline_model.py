@@ -2,7 +2,7 @@
 
     python -m mpg_sam2.training.offline_model --work runs/offline --out checkpoints/offline
 
-1. generates the synthetic benchmark (seed 0: 2,000 train / 40 valid / 60 test clips) in
+1. generates the synthetic benchmark (seed 0: 6,000 train / 40 valid / 60 test clips) in
    ``WORK/data`` unless it is there already;
 2. warms up the grounding path (BEiT-3 and the mask prior generator on the prior loss and a
    per-patch attribute loss, :mod:`mpg_sam2.training.prior_warmup`) from random weights in the stages of

@@ -1,8 +1,9 @@
 """Which parameters train, at which learning rate (paper §4.2, SPEC §10 item 16 and §11).
 
-* The SAM 2 image encoder (Hiera trunk + FPN neck) is frozen; everything else trains (with
-  ``train_scope="decoder"``, not in the paper: only SAM 2's prompt encoder and mask decoder,
-  less the aggregator).
+* The SAM 2 image encoder (Hiera trunk + FPN neck) is frozen; everything else trains (not in
+  the paper: with ``train_scope="decoder"`` only SAM 2's prompt encoder and mask decoder, less
+  the aggregator; with ``train_scope="sam2"`` everything but BEiT-3 and the mask prior
+  generator).
 * ``lr_fusion`` (5e-5) for the mask prior generator and the global-historical aggregator,
   ``lr`` (1e-5 pre-training on RefCOCO, 2e-6 fine-tuning) for the rest.
 * AdamW, weight decay 5e-4 on every trainable parameter (the authors exclude none), gradient
@@ -48,11 +49,14 @@ AUTHORS_FUSION_PREFIXES = (
     "sam2.sam_mask_decoder.aggregator.global_token_fusion.",  # mmfusion_module
     "sam2.sam_mask_decoder.aggregator.historical_token_fusion.",  # objfusion_module
 )
-# What trains besides the frozen parts: everything (the paper), or SAM 2's prompt encoder and
-# mask decoder without the aggregator (a click stage that keeps how the model reads the sentence).
-TRAIN_SCOPES = ("all", "decoder")
+# What trains besides the frozen parts: everything (the paper); SAM 2's prompt encoder and mask
+# decoder without the aggregator (a click stage that keeps how the model reads the sentence); or
+# everything but the grounding path, BEiT-3 and the mask prior generator ("sam2": a model whose
+# grounding path was warmed up alone keeps what it learned, which whole-model training erodes).
+TRAIN_SCOPES = ("all", "decoder", "sam2")
 DECODER_SCOPE_PREFIXES = ("sam2.sam_prompt_encoder.", "sam2.sam_mask_decoder.")
 DECODER_SCOPE_EXCLUDED = ("sam2.sam_mask_decoder.aggregator.",)
+GROUNDING_PREFIXES = ("beit3.", "mask_prior_generator.")
 # Base learning rate per stage (paper §4.2; the authors' launch scripts pass the same).
 STAGE_LEARNING_RATES = {"pretrain": 1e-5, "finetune": 2e-6}
 
@@ -92,6 +96,8 @@ def parameter_groups(model: nn.Module, settings: OptimizerSettings) -> list[dict
                 continue
         if settings.train_scope == "decoder" and (not _starts(name, DECODER_SCOPE_PREFIXES) or _starts(name, DECODER_SCOPE_EXCLUDED)):
             param.requires_grad_(False)  # no backward through BEiT-3 and the prior at all
+        if settings.train_scope == "sam2" and _starts(name, GROUNDING_PREFIXES):
+            param.requires_grad_(False)
         if not param.requires_grad:
             continue
         names, params = groups["fusion" if _starts(name, fusion_prefixes) else "base"]
