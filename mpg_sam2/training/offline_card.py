@@ -162,7 +162,9 @@ def _main_stage_lines(report: OfflineModelReport) -> list[str]:
         extra.append(f"focal + dice on the mask prior (weight {settings['prior_loss']:g})")
     losses = "focal 2 + dice 5 + sim 2 (the paper's losses)"
     if extra:
-        losses += " plus " + " and ".join(extra) + " (a model trained from scratch needs them, see `mpg_sam2.training.losses.LossWeights`)"
+        # Not the authors' terms: say why they are there.
+        losses += (" plus " + " and ".join(extra) + ", which a model trained from scratch needs "
+                   "(`mpg_sam2.training.losses.LossWeights`)")
     return [
         f"- then from the warm-up checkpoint: {report.steps} AdamW steps of one {settings['frames']}-frame clip, "
         f"{_rate(settings)} for every group;",
