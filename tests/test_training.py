@@ -706,6 +706,17 @@ def test_sam2_scope_keeps_beit3_and_the_mask_prior_generator_as_they_start():
     TrainConfig(data=".", out=".", train_scope="sam2", train_image_encoder=True)  # a valid combination
 
 
+def test_the_warm_up_trains_exactly_what_the_sam2_scope_then_holds_fixed():
+    from mpg_sam2.training.prior_warmup import PriorObjective
+
+    model = _model()
+    warm_up = PriorObjective().build_optimizer(model, TrainConfig(data=".", out="."))
+    warmed = {id(p) for g in warm_up.param_groups for p in g["params"]}
+    sam2_scope = parameter_groups(model, OptimizerSettings(train_scope="sam2", train_image_encoder=True))
+    trained_later = {id(p) for g in sam2_scope for p in g["params"]}
+    assert warmed and warmed == {id(p) for p in model.parameters()} - trained_later
+
+
 def test_a_resumed_run_keeps_its_mask_choice_loss_and_train_scope(tmp_path):
     from mpg_sam2.training.bootstrap import RunStart
     from mpg_sam2.training.objectives import ReferringObjective

@@ -46,11 +46,11 @@ from mpg_sam2.training.augment import AugmentConfig
 from mpg_sam2.training.datasets import ClipDataset, ClipEntry, TrainingClip, load_entries
 from mpg_sam2.training.losses import mask_prior_loss
 from mpg_sam2.training.objectives import Objective
+from mpg_sam2.training.param_groups import GROUNDING_PREFIXES
 from mpg_sam2.training.train_config import TrainConfig
 
 __all__ = ["WARMUP_DEFAULTS", "PriorObjective", "caption_effect", "main", "prior_iou", "warm_up_prior"]
 
-TRAINED_PREFIXES = ("beit3.", "mask_prior_generator.")
 # The warm-up's settings where they differ from a full training run's (TrainConfig): larger
 # batches, a higher rate and looser clipping for the two small modules; float32 on the CPU.
 WARMUP_DEFAULTS: dict[str, Any] = {
@@ -178,7 +178,7 @@ class PriorObjective(Objective):
         self._val_clips: list[TrainingClip] = []
 
     def build_optimizer(self, model: MPGSAM2, config: TrainConfig) -> torch.optim.Optimizer:
-        params = [p for n, p in model.named_parameters() if n.startswith(TRAINED_PREFIXES)]
+        params = [p for n, p in model.named_parameters() if n.startswith(GROUNDING_PREFIXES)]
         groups = [{"name": "grounding", "params": params, "lr": config.base_lr, "weight_decay": config.weight_decay}]
         if self.attribute_weight > 0:
             self.attribute_head = AttributeHead(model.config.beit3.embed_dim).to(model.device)
