@@ -245,6 +245,19 @@ def test_model_card_states_the_evaluated_numbers(evaluation):
     assert "python -m mpg_sam2.training.offline_model" in card
 
 
+def test_readme_states_the_bundled_models_evaluated_numbers(evaluation):
+    # The repository's README describes the bundle in prose; a rebuild must not leave it behind.
+    readme = " ".join((BUNDLED_MODEL.parents[1] / "README.md").read_text(encoding="utf-8").split())
+    test, chance = evaluation["test"], evaluation["test_random_object"]
+    assert (f"Test split J&F {test['overall']['J&F']:.3f} against {chance['overall']['J&F']:.3f} for segmenting a "
+            "random object of the clip perfectly") in readme
+    for kind in ("appearance", "motion", "relation", "time"):
+        assert f"{kind} {test[kind]['J&F']:.3f} ({chance[kind]['J&F']:.3f}" in readme
+    held_out = [evaluation["held_out"][str(seed)] for seed in offline_recipe.HELD_OUT["seeds"]]
+    assert "scores " + " and ".join(f"{h['test']['overall']['J&F']:.3f}" for h in held_out) in readme
+    assert "(random object " + " and ".join(f"{h['test_random_object']['overall']['J&F']:.3f}" for h in held_out) in readme
+
+
 def test_bundled_clicks_paint_the_prior_and_the_card_and_readme_state_their_effect(evaluation):
     from mpg_sam2.checkpoint.pretrained import load_pretrained
 
