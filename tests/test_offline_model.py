@@ -10,6 +10,7 @@ checked against its own card, and a regression test regenerates the card's regre
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 import torch
@@ -185,6 +186,30 @@ def test_offline_model_refuses_a_dataset_written_without_its_objects(toy_scale, 
     meta_file.write_text(json.dumps(meta), encoding="utf-8")
     with pytest.raises(ValueError, match="before the synthetic benchmark recorded its objects.*fresh --work folder"):
         offline_model._dataset(root)
+
+
+def test_an_interrupted_warm_up_stage_continues_from_its_newest_checkpoint(toy_scale, tmp_path, monkeypatch):
+    from mpg_sam2.checkpoint.pretrained import load_pretrained
+
+    stage = {**offline_recipe.WARMUP_STAGES[0], "steps": 4}
+    monkeypatch.setattr(offline_recipe, "WARMUP_STAGES", [stage])
+    monkeypatch.setattr(offline_model, "WARMUP_SAVE_EVERY", 2)
+    data = offline_model._dataset(tmp_path / "data")
+    straight = offline_model._warm_up(data, tmp_path / "straight")
+    expected = load_pretrained(straight, load_tokenizer_files=False).model.state_dict()
+    # Interrupted after step 2: its newest checkpoint is step 2 and its log ends there.
+    folder = tmp_path / "interrupted" / "stage-1"
+    shutil.copytree(straight.parent, folder)
+    shutil.rmtree(folder / "step-000004")
+    log = (folder / "log.jsonl").read_text().splitlines()
+    (folder / "log.jsonl").write_text("\n".join(log[:2]) + "\n")
+
+    resumed = offline_model._warm_up(data, tmp_path / "interrupted")
+    assert resumed == folder / "step-000004"
+    steps = [json.loads(line)["step"] for line in (folder / "log.jsonl").read_text().splitlines()]
+    assert steps == [1, 2, 3, 4]  # steps 1-2 were not trained again
+    for name, value in load_pretrained(resumed, load_tokenizer_files=False).model.state_dict().items():
+        assert torch.equal(value, expected[name]), name
 
 
 def test_offline_model_refuses_a_warm_up_with_other_settings(tmp_path):

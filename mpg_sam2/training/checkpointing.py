@@ -112,12 +112,16 @@ def load_checkpoint(directory: str | Path, model: MPGSAM2, optimizer: torch.opti
     device = model.device
     load_strict(model, {k: v.to(device) for k, v in state_dict.items()})
     if optimizer is not None:
+        saved_groups = [g.get("name") for g in payload["optimizer"]["param_groups"]]
+        groups = [g.get("name") for g in optimizer.param_groups]
         try:
+            if saved_groups != groups:  # torch would load groups of equal sizes into each other
+                raise ValueError(f"it has the groups {saved_groups}, this run {groups}")
             optimizer.load_state_dict(payload["optimizer"])
         except ValueError as e:  # torch: "loaded state dict has a different number of parameter groups", ...
             raise ValueError(f"{state_path}: its optimizer state does not fit this run's parameter groups ({e}); a run "
-                             "with other settings (such as --attribute-loss) saved it: resume it with the settings that "
-                             "started it, or start from its weights with --init-from") from None
+                             "with other settings (such as --attribute-loss or --caption-loss) saved it: resume it with "
+                             "the settings that started it, or start from its weights with --init-from") from None
     return TrainingState(step=int(payload["step"]), stream_position=int(payload["stream_position"]), rng=payload["rng"],
                          objective_state=payload.get("objective_state"))
 

@@ -145,7 +145,7 @@ def _warm_up_line(seconds: float) -> str:
     stages = f" in {len(recipe.WARMUP_STAGES)} stages (each a fresh optimizer and data order)" if len(recipe.WARMUP_STAGES) > 1 else ""
     return (f"- warm-up from random weights (`mpg_sam2.training.prior_warmup`): {steps} AdamW steps{stages} on BEiT-3 "
             f"and the mask prior generator alone,\n  batches of {first['batch_size']} whole videos (every expression of a "
-            f"video on the same {first['frames']} frames), {_rate(first)},\n  focal + dice on the prior{_attribute_loss(first)}; "
+            f"video on the same {first['frames']} frames), {_rate(first)},\n  focal + dice on the prior{_head_losses(first)}; "
             f"{seconds / 60:.0f} min of step time on the 2-core CPU")
 
 
@@ -173,12 +173,18 @@ def _main_stage_lines(report: OfflineModelReport) -> list[str]:
     ]
 
 
-def _attribute_loss(stage: dict) -> str:
-    if not stage.get("attribute_loss"):
-        return " only"
-    return (f" plus {stage['attribute_loss']:g} x a per-patch attribute loss\n  (colour, shape, size, texture and objectness "
-            "of the object under each BEiT-3 patch, from the synthetic benchmark's object table;\n  "
-            "`mpg_sam2.training.attribute_loss`, a training-time head that the bundle does not hold)")
+def _head_losses(stage: dict) -> str:
+    """The warm-up's training-time head losses, as the card words them (" only" without any)."""
+    parts = []
+    if stage.get("attribute_loss"):
+        parts.append(f"{stage['attribute_loss']:g} x a per-patch attribute loss\n  (colour, shape, size, texture and objectness "
+                     "of the object under each BEiT-3 patch, from the synthetic benchmark's object table;\n  "
+                     "`mpg_sam2.training.attribute_loss`, a training-time head that the bundle does not hold)")
+    if stage.get("caption_loss"):
+        parts.append(f"{stage['caption_loss']:g} x a caption loss\n  (the caption's template and the words describing its "
+                     "target and reference, said by a head on BEiT-3's class token of each frame;\n  "
+                     "`mpg_sam2.training.caption_loss`, a training-time head that the bundle does not hold)")
+    return " plus " + "\n  and ".join(parts) if parts else " only"
 
 
 def _click_stage_lines(report: OfflineModelReport) -> list[str]:

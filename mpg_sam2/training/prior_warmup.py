@@ -19,7 +19,9 @@ Data flow of one step::
     -> mask prior generator (space-time attention over the T frames) -> prior logits [T, g, g]
     -> mask_prior_loss vs targets [T, S, S] -> AdamW on beit3.* and mask_prior_generator.*
     (--attribute-loss W: + W x attribute loss of BEiT-3's patches [T, N, C] against the object
-    labels [T, g, g], mpg_sam2.training.attribute_loss)
+    labels [T, g, g], mpg_sam2.training.attribute_loss;
+    --caption-loss W: + W x caption loss of BEiT-3's class tokens [T, C] against what the
+    caption says, mpg_sam2.training.caption_loss)
 
 :class:`PriorObjective` is that step for the one training loop (:mod:`mpg_sam2.training.trainer`),
 which also writes the log and the checkpoint: ``OUT/step-NNNNNN``, a whole model (SAM 2 at the
@@ -43,6 +45,7 @@ from mpg_sam2.model.mpg_sam2 import MPGSAM2
 from mpg_sam2.tokenizer import ReferringTokenizer
 from mpg_sam2.training.attribute_loss import AttributeHead, attribute_loss, attribute_targets
 from mpg_sam2.training.augment import AugmentConfig
+from mpg_sam2.training.caption_loss import CaptionHead, caption_loss, caption_targets
 from mpg_sam2.training.datasets import ClipDataset, ClipEntry, TrainingClip, load_entries
 from mpg_sam2.training.losses import mask_prior_loss
 from mpg_sam2.training.objectives import Objective
@@ -72,9 +75,9 @@ def _prior_logits(model: MPGSAM2, clips: list[TrainingClip]) -> list[torch.Tenso
     return _grounding(model, clips)[0]
 
 
-def _grounding(model: MPGSAM2, clips: list[TrainingClip]) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-    """Prior logits ``[T_i, g, g]`` and BEiT-3 patches ``[T_i, N, C]`` of each clip; BEiT-3 runs
-    once on all (frame, caption) pairs.
+def _grounding(model: MPGSAM2, clips: list[TrainingClip]) -> tuple[list[torch.Tensor], list[torch.Tensor], list[torch.Tensor]]:
+    """Prior logits ``[T_i, g, g]``, BEiT-3 patches ``[T_i, N, C]`` and class tokens ``[T_i, C]``
+    of each clip; BEiT-3 runs once on all (frame, caption) pairs.
 
     Captions are right-padded to the longest with the pad id and masked out, which leaves every
     real token's output unchanged; batching is what makes this stage cheap on a CPU.
@@ -88,13 +91,14 @@ def _grounding(model: MPGSAM2, clips: list[TrainingClip]) -> tuple[list[torch.Te
         masks.append(torch.nn.functional.pad(c.attention_mask, (0, extra), value=False).expand(c.num_frames, -1))
         pixels.append(c.beit_pixels)
     out = model.beit3(torch.cat(pixels), torch.cat(ids), torch.cat(masks))
-    logits, patches, start = [], [], 0
+    logits, patches, cls, start = [], [], [], 0
     for c in clips:
         frames = slice(start, start + c.num_frames)
         logits.append(model.mask_prior_generator(out.cls[frames], out.patches[frames]).prior_logits)
         patches.append(out.patches[frames])
+        cls.append(out.cls[frames])
         start += c.num_frames
-    return logits, patches
+    return logits, patches, cls
 
 
 @torch.no_grad()
@@ -129,29 +133,39 @@ def caption_effect(model: MPGSAM2, clips: list[TrainingClip]) -> float:
 
 class PriorForward(nn.Module):
     """``forward(clips, num_valid) -> {"loss", ...}``: the mean prior loss over the clips, plus
-    ``attribute_weight`` times the mean attribute loss with an ``attribute_head`` (``num_valid`` unused)."""
+    ``attribute_weight`` times the mean attribute loss with an ``attribute_head`` and
+    ``caption_weight`` times the mean caption loss with a ``caption_head`` (``num_valid`` unused)."""
 
     def __init__(self, model: MPGSAM2, autocast_dtype: torch.dtype | None = None,
-                 attribute_head: AttributeHead | None = None, attribute_weight: float = 0.0) -> None:
+                 attribute_head: AttributeHead | None = None, attribute_weight: float = 0.0,
+                 caption_head: CaptionHead | None = None, caption_weight: float = 0.0) -> None:
         super().__init__()
         self.model = model
         self.autocast_dtype = autocast_dtype
         self.attribute_head = attribute_head
         self.attribute_weight = attribute_weight
+        self.caption_head = caption_head
+        self.caption_weight = caption_weight
 
     def forward(self, clips: list[TrainingClip], num_valid: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         clips = [c.to(self.model.device) for c in clips]
         with self.model.autocast(self.autocast_dtype):
-            logits, patches = _grounding(self.model, clips)
-            head = None if self.attribute_head is None else [self.attribute_head(x) for x in patches]
+            logits, patches, cls = _grounding(self.model, clips)
+            attribute_logits = None if self.attribute_head is None else [self.attribute_head(x) for x in patches]
+            caption_logits = None if self.caption_head is None else [self.caption_head(x) for x in cls]
         prior = torch.stack([mask_prior_loss(x.float(), c.targets) for x, c in zip(logits, clips)]).mean()
-        if head is None:
-            return {"loss": prior}
-        attributes = torch.stack([
-            attribute_loss(x, c.object_labels, attribute_targets(c.object_labels, c.objects, "crop" not in c.augmentations))
-            for x, c in zip(head, clips)
-        ]).mean()
-        return {"loss": prior + self.attribute_weight * attributes, "prior": prior, "attributes": attributes}
+        terms = {"prior": prior}
+        loss = prior
+        if attribute_logits is not None:
+            terms["attributes"] = torch.stack([
+                attribute_loss(x, c.object_labels, attribute_targets(c.object_labels, c.objects, "crop" not in c.augmentations))
+                for x, c in zip(attribute_logits, clips)
+            ]).mean()
+            loss = loss + self.attribute_weight * terms["attributes"]
+        if caption_logits is not None:
+            terms["caption"] = torch.stack([caption_loss(x, caption_targets(c.text)) for x, c in zip(caption_logits, clips)]).mean()
+            loss = loss + self.caption_weight * terms["caption"]
+        return {"loss": loss} if len(terms) == 1 else {"loss": loss, **terms}
 
 
 class PriorObjective(Objective):
@@ -163,18 +177,24 @@ class PriorObjective(Objective):
     it the network learns to ignore the text before it learns to read it.
 
     ``attribute_loss`` > 0 adds that times the per-patch attribute loss
-    (:mod:`mpg_sam2.training.attribute_loss`, synthetic data only); its head trains in a group of
+    (:mod:`mpg_sam2.training.attribute_loss`, synthetic data only), ``caption_loss`` > 0 that times
+    the loss of a head on BEiT-3's class tokens that says what the caption says
+    (:mod:`mpg_sam2.training.caption_loss`, synthetic data only). Each head trains in a group of
     its own at the same rate and is saved with the optimizer state, not in the model.
     """
 
     name = "prior"
 
-    def __init__(self, by_video: bool = True, attribute_loss: float = 0.0) -> None:
+    def __init__(self, by_video: bool = True, attribute_loss: float = 0.0, caption_loss: float = 0.0) -> None:
         if attribute_loss < 0:
             raise ValueError(f"--attribute-loss must be at least 0, got {attribute_loss}")
+        if caption_loss < 0:
+            raise ValueError(f"--caption-loss must be at least 0, got {caption_loss}")
         self.by_video = by_video
         self.attribute_weight = attribute_loss
+        self.caption_weight = caption_loss
         self.attribute_head: AttributeHead | None = None
+        self.caption_head: CaptionHead | None = None
         self._val_clips: list[TrainingClip] = []
 
     def build_optimizer(self, model: MPGSAM2, config: TrainConfig) -> torch.optim.Optimizer:
@@ -184,21 +204,30 @@ class PriorObjective(Objective):
             self.attribute_head = AttributeHead(model.config.beit3.embed_dim).to(model.device)
             groups.append({"name": "attribute_head", "params": list(self.attribute_head.parameters()),
                            "lr": config.base_lr, "weight_decay": config.weight_decay})
+        if self.caption_weight > 0:
+            self.caption_head = CaptionHead(model.config.beit3.embed_dim).to(model.device)
+            groups.append({"name": "caption_head", "params": list(self.caption_head.parameters()),
+                           "lr": config.base_lr, "weight_decay": config.weight_decay})
         return torch.optim.AdamW(groups, lr=config.base_lr, weight_decay=config.weight_decay)
 
     def learning_rates(self, config: TrainConfig) -> dict[str, float]:
-        return {"grounding": config.base_lr, "attribute_head": config.base_lr}
+        return {"grounding": config.base_lr, "attribute_head": config.base_lr, "caption_head": config.base_lr}
 
     def label_grid(self, model_config: MPGSAM2Config) -> int | None:
         return model_config.beit3.grid_size if self.attribute_weight > 0 else None
 
+    def _heads(self) -> dict[str, nn.Module]:
+        return {name: head for name, head in (("attribute_head", self.attribute_head), ("caption_head", self.caption_head))
+                if head is not None}
+
     def state_dict(self) -> dict[str, Any] | None:
-        return None if self.attribute_head is None else {"attribute_head": self.attribute_head.state_dict()}
+        return {name: head.state_dict() for name, head in self._heads().items()} or None
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        # A checkpoint of another --attribute-loss setting was refused already: its optimizer
-        # state has another number of parameter groups (checkpointing.load_checkpoint).
-        self.attribute_head.load_state_dict(state["attribute_head"])
+        # A checkpoint of another --attribute-loss / --caption-loss setting was refused already:
+        # its optimizer state has other parameter groups (checkpointing.load_checkpoint).
+        for name, head in self._heads().items():
+            head.load_state_dict(state[name])
 
     def groups(self, entries: Sequence[ClipEntry]) -> list[list[int]]:
         if not self.by_video:
@@ -209,7 +238,7 @@ class PriorObjective(Objective):
         return list(by_video.values())
 
     def forward_module(self, model: MPGSAM2, autocast_dtype: torch.dtype | None) -> nn.Module:
-        return PriorForward(model, autocast_dtype, self.attribute_head, self.attribute_weight)
+        return PriorForward(model, autocast_dtype, self.attribute_head, self.attribute_weight, self.caption_head, self.caption_weight)
 
     def load_validation(self, config: TrainConfig, tokenizer: ReferringTokenizer, model_config: MPGSAM2Config) -> str | None:
         entries = load_entries(config.dataset, config.data, "valid")[: config.val_expressions]
@@ -229,15 +258,17 @@ class PriorObjective(Objective):
 
     def summary(self, config: TrainConfig) -> str:
         unit = "whole videos" if self.by_video else "expressions"
-        loss = "the prior loss" + (f" + {self.attribute_weight:g} x the attribute loss" if self.attribute_weight > 0 else "")
+        loss = ("the prior loss" + (f" + {self.attribute_weight:g} x the attribute loss" if self.attribute_weight > 0 else "")
+                + (f" + {self.caption_weight:g} x the caption loss" if self.caption_weight > 0 else ""))
         return f"batches of {unit}, BEiT-3 + mask prior generator on {loss}, lr {config.base_lr:g}"
 
     def training_args(self, config: TrainConfig) -> dict[str, Any]:
-        return {**config.to_json(), "by_video": self.by_video, "attribute_loss": self.attribute_weight}
+        return {**config.to_json(), "by_video": self.by_video, "attribute_loss": self.attribute_weight,
+                "caption_loss": self.caption_weight}
 
 
 def warm_up_prior(data: str | Path, out: str | Path, *, by_video: bool = True, attribute_loss: float = 0.0,
-                  log: Callable[[str], None] | None = None, **settings: Any) -> Path:
+                  caption_loss: float = 0.0, log: Callable[[str], None] | None = None, **settings: Any) -> Path:
     """Train BEiT-3 + the mask prior generator; returns the checkpoint folder (``out``/step-NNNNNN).
 
     ``settings`` are :class:`TrainConfig` fields over :data:`WARMUP_DEFAULTS`, e.g. ``steps``,
@@ -252,7 +283,7 @@ def warm_up_prior(data: str | Path, out: str | Path, *, by_video: bool = True, a
         # give other ids.
         raise ValueError(f"{init_from} has no tokenizer files; a warm-up continues only from a full checkpoint")
     config = TrainConfig(data=Path(data), out=Path(out), **{**WARMUP_DEFAULTS, **settings})
-    return train(config, log, PriorObjective(by_video, attribute_loss)).checkpoint
+    return train(config, log, PriorObjective(by_video, attribute_loss, caption_loss)).checkpoint
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -273,6 +304,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="checkpoint folder to continue from (e.g. an earlier warm-up's step-NNNNNN/)")
     parser.add_argument("--attribute-loss", type=float, default=0.0,
                         help="weight of a per-patch attribute loss on BEiT-3's patches (synthetic data only; default 0: off)")
+    parser.add_argument("--caption-loss", type=float, default=0.0,
+                        help="weight of a loss on BEiT-3's class tokens saying what the caption says (synthetic data only; default 0: off)")
     parser.add_argument("--no-by-video", dest="by_video", action="store_false",
                         help="batches of independent expressions instead of whole videos")
     args = parser.parse_args(argv)

@@ -12,7 +12,9 @@ information rather than decorate an already unique "the red circle".
 from __future__ import annotations
 
 import itertools
+import re
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Callable, NamedTuple
 
 import numpy as np
@@ -20,7 +22,7 @@ import numpy as np
 from .attributes import COLOURS, EXPRESSION_TYPES, SHAPES, SIZES, TEXTURES
 from .facts import ObjectFacts, SceneFacts
 
-__all__ = ["Expression", "TEMPLATES", "Template", "describe", "sample_expressions", "vocabulary"]
+__all__ = ["Caption", "Expression", "TEMPLATES", "Template", "describe", "parse_caption", "sample_expressions", "vocabulary"]
 
 ATTRIBUTE_ORDER: tuple[str, ...] = ("size", "texture", "colour", "shape")
 _SUBSETS: tuple[tuple[str, ...], ...] = tuple(
@@ -81,6 +83,43 @@ def describe(attributes: dict[str, str], keys: tuple[str, ...]) -> str:
     """The description of an object by the attributes in ``keys``, e.g. "small red shape"."""
     words = [attributes[k] for k in ATTRIBUTE_ORDER if k in keys]
     return " ".join(words if "shape" in keys else [*words, "shape"])
+
+
+class Caption(NamedTuple):
+    """What a generated sentence says: its template and the attributes it names of the target and,
+    for relations, of the reference (``{}`` without one); a left-out attribute is absent."""
+
+    template: Template
+    target: dict[str, str]
+    reference: dict[str, str]
+
+
+def _description_pattern(prefix: str) -> str:
+    """A regex for :func:`describe`'s output, its attributes in named groups ``prefix + key``."""
+    words = {"size": SIZES, "texture": TEXTURES, "colour": COLOURS}
+    parts = [f"(?:(?P<{prefix}{key}>{'|'.join(words[key])}) )?" for key in ATTRIBUTE_ORDER if key != "shape"]
+    return "".join(parts) + f"(?:(?P<{prefix}shape>{'|'.join(SHAPES)})|shape)"
+
+
+@lru_cache(maxsize=None)
+def _template_patterns() -> tuple[tuple[Template, re.Pattern[str]], ...]:
+    return tuple(
+        (t, re.compile(re.escape(t.text).replace(r"\{target\}", _description_pattern("t_")).replace(r"\{reference\}", _description_pattern("r_"))))
+        for t in TEMPLATES
+    )
+
+
+def parse_caption(text: str) -> Caption:
+    """The template and attributes of a sentence this generator writes (or its left/right mirror,
+    as a flip augmentation leaves it); ValueError for any other text."""
+    sentence = " ".join(text.lower().split())
+    for template, pattern in _template_patterns():
+        match = pattern.fullmatch(sentence)
+        if match:
+            named = {k: v for k, v in match.groupdict().items() if v is not None}
+            return Caption(template, {k[2:]: v for k, v in named.items() if k.startswith("t_")},
+                           {k[2:]: v for k, v in named.items() if k.startswith("r_")})
+    raise ValueError(f"{text!r} is not a sentence of the synthetic benchmark's templates")
 
 
 def _choose(rng: np.random.Generator, options: list[tuple[tuple[str, ...], float]]) -> tuple[str, ...] | None:
