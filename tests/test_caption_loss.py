@@ -50,6 +50,8 @@ def test_a_sentence_outside_the_templates_is_refused():
     for text in ("the dog running to the left", "the red square moving sideways", "red square", "the purple-ish circle"):
         with pytest.raises(ValueError, match="not a sentence of the synthetic benchmark's templates"):
             parse_caption(text)
+    with pytest.raises(ValueError, match="'the dog running to the left' is not .* train on other data without it"):
+        caption_targets("the dog running to the left")
 
 
 def test_targets_say_the_template_and_each_attribute_or_that_it_is_not_said():

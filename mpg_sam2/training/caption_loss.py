@@ -49,7 +49,11 @@ class CaptionHead(nn.Module):
 def caption_targets(text: str) -> torch.Tensor:
     """The class of each group ``[G]`` int64 for a sentence of the synthetic benchmark
     (ValueError for any other text)."""
-    caption = parse_caption(text)
+    try:
+        caption = parse_caption(text)
+    except ValueError as e:
+        raise ValueError(f"{e}: the caption loss (--caption-loss) reads the synthetic benchmark's sentences only; "
+                         "train on other data without it") from None
     classes = [TEMPLATES.index(caption.template)]
     for said in (caption.target, caption.reference):
         classes += [names.index(said[name]) if name in said else len(names) for name, names in ATTRIBUTE_GROUPS]
