@@ -2,7 +2,6 @@
 and a warm-up that trains with it, saves its head outside the model and resumes exactly."""
 from __future__ import annotations
 
-import json
 
 import numpy as np
 import pytest
@@ -11,11 +10,10 @@ from PIL import Image
 
 from mpg_sam2.data.synthetic import SHAPES, read_object_attributes
 from mpg_sam2.mask_io.png import read_label_png
-from mpg_sam2.model.mpg_sam2 import MPGSAM2
 from mpg_sam2.training.attribute_loss import ATTRIBUTE_GROUPS, AttributeHead, attribute_loss, attribute_targets
 from mpg_sam2.training.augment import AugmentConfig
 from mpg_sam2.training.datasets import ClipDataset, load_entries
-from tiny_model import TRAINING_TINY
+from warmup_heads import check_head_warm_up
 
 OBJECTS = {1: {"colour": "red", "shape": "star", "size": "small", "texture": "plain", "motion": "left"},
            2: {"colour": "blue", "shape": "ring", "size": "large", "texture": "dotted", "motion": "static"}}
@@ -93,31 +91,9 @@ def test_clips_carry_their_object_labels_on_the_prior_grid(synthetic_root, tmp_p
 
 
 def test_warm_up_with_the_attribute_loss_keeps_its_head_out_of_the_model_and_resumes_exactly(synthetic_root, tmp_path):
-    from mpg_sam2.checkpoint.pretrained import load_pretrained
     from mpg_sam2.training.prior_warmup import warm_up_prior
 
-    settings = dict(batch_size=1, frames=2, lr=2e-3, val_every=0, threads=1, seed=3, model_config=TRAINING_TINY,
-                    log=lambda line: None, attribute_loss=0.5)
-    straight = warm_up_prior(synthetic_root, tmp_path / "straight", steps=4, save_every=2, **settings)
-    log = [json.loads(line) for line in (tmp_path / "straight" / "log.jsonl").read_text().splitlines()]
-    assert all(r["attributes"] > 0 and abs(r["loss"] - r["prior"] - 0.5 * r["attributes"]) < 1e-5 for r in log)
-    args = json.loads((straight / "training_args.json").read_text())
-    assert args["attribute_loss"] == 0.5
-    state = torch.load(straight / "training_state.pt", weights_only=True)
-    assert set(state["objective_state"]) == {"attribute_head"}
-    # The model saved is the plain architecture: no head in it.
-    saved = load_pretrained(straight).model.state_dict()
-    assert set(saved) == set(MPGSAM2(TRAINING_TINY).state_dict())
-
-    resumed = warm_up_prior(synthetic_root, tmp_path / "resumed", steps=4, resume=tmp_path / "straight" / "step-000002",
-                            **settings)
-    again = [json.loads(line) for line in (tmp_path / "resumed" / "log.jsonl").read_text().splitlines()]
-    assert [r["loss"] for r in again] == [r["loss"] for r in log[2:]]
-    for name, value in load_pretrained(resumed).model.state_dict().items():
-        assert torch.equal(value, saved[name]), name
-    head = torch.load(resumed / "training_state.pt", weights_only=True)["objective_state"]["attribute_head"]
-    for name, value in head.items():
-        assert torch.equal(value, state["objective_state"]["attribute_head"][name]), name
+    settings = check_head_warm_up(synthetic_root, tmp_path, "attribute_loss", "attributes", "attribute_head")
 
     # A run without the loss cannot resume one with it, nor the other way round.
     plain = {**settings, "attribute_loss": 0.0}

@@ -10,10 +10,9 @@ import torch
 
 from mpg_sam2.data.synthetic import TEMPLATES, generate_clip
 from mpg_sam2.data.synthetic.expressions import parse_caption
-from mpg_sam2.model.mpg_sam2 import MPGSAM2
 from mpg_sam2.training.augment import swap_left_right
 from mpg_sam2.training.caption_loss import CAPTION_GROUPS, CaptionHead, caption_loss, caption_targets
-from tiny_model import TRAINING_TINY
+from warmup_heads import check_head_warm_up
 
 MIRROR = {"left_of": "right_of", "right_of": "left_of", "moving_left": "moving_right", "moving_right": "moving_left"}
 
@@ -51,6 +50,8 @@ def test_a_sentence_outside_the_templates_is_refused():
     for text in ("the dog running to the left", "the red square moving sideways", "red square", "the purple-ish circle"):
         with pytest.raises(ValueError, match="not a sentence of the synthetic benchmark's templates"):
             parse_caption(text)
+    with pytest.raises(ValueError, match="'the dog running to the left' is not .* train on other data without it"):
+        caption_targets("the dog running to the left")
 
 
 def test_targets_say_the_template_and_each_attribute_or_that_it_is_not_said():
@@ -81,29 +82,9 @@ def test_loss_is_near_zero_when_every_frame_names_the_caption_and_large_when_it_
 
 
 def test_warm_up_with_the_caption_loss_keeps_its_head_out_of_the_model_and_resumes_exactly(synthetic_root, tmp_path):
-    from mpg_sam2.checkpoint.pretrained import load_pretrained
     from mpg_sam2.training.prior_warmup import warm_up_prior
 
-    settings = dict(batch_size=1, frames=2, lr=2e-3, val_every=0, threads=1, seed=3, model_config=TRAINING_TINY,
-                    log=lambda line: None, caption_loss=0.5)
-    straight = warm_up_prior(synthetic_root, tmp_path / "straight", steps=4, save_every=2, **settings)
-    log = [json.loads(line) for line in (tmp_path / "straight" / "log.jsonl").read_text().splitlines()]
-    assert all(r["caption"] > 0 and abs(r["loss"] - r["prior"] - 0.5 * r["caption"]) < 1e-5 for r in log)
-    assert json.loads((straight / "training_args.json").read_text())["caption_loss"] == 0.5
-    state = torch.load(straight / "training_state.pt", weights_only=True)
-    assert set(state["objective_state"]) == {"caption_head"}
-    saved = load_pretrained(straight).model.state_dict()
-    assert set(saved) == set(MPGSAM2(TRAINING_TINY).state_dict())
-
-    resumed = warm_up_prior(synthetic_root, tmp_path / "resumed", steps=4, resume=tmp_path / "straight" / "step-000002",
-                            **settings)
-    again = [json.loads(line) for line in (tmp_path / "resumed" / "log.jsonl").read_text().splitlines()]
-    assert [r["loss"] for r in again] == [r["loss"] for r in log[2:]]
-    for name, value in load_pretrained(resumed).model.state_dict().items():
-        assert torch.equal(value, saved[name]), name
-    head = torch.load(resumed / "training_state.pt", weights_only=True)["objective_state"]["caption_head"]
-    for name, value in head.items():
-        assert torch.equal(value, state["objective_state"]["caption_head"][name]), name
+    settings = check_head_warm_up(synthetic_root, tmp_path, "caption_loss", "caption", "caption_head")
 
     # Both losses train together; a run with the attribute head instead (as many parameter
     # groups, of other shapes) cannot resume this one.

@@ -22,22 +22,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mpg_sam2.data.synthetic.attributes import COLOURS, SHAPES, SIZES, TEXTURES
 from mpg_sam2.data.synthetic.expressions import TEMPLATES, parse_caption
+from mpg_sam2.training.attribute_loss import ATTRIBUTE_GROUPS
 
 __all__ = ["CAPTION_GROUPS", "CaptionHead", "caption_loss", "caption_targets"]
 
-_ATTRIBUTES: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("colour", tuple(COLOURS)),
-    ("shape", SHAPES),
-    ("size", tuple(SIZES)),
-    ("texture", TEXTURES),
-)
 # (name, number of classes) in the head's output order: the template, then each attribute of
 # the target and of the reference, each with a last class for "not said".
 CAPTION_GROUPS: tuple[tuple[str, int], ...] = (
     ("template", len(TEMPLATES)),
-    *((f"{role} {name}", len(classes) + 1) for role in ("target", "reference") for name, classes in _ATTRIBUTES),
+    *((f"{role} {name}", len(classes) + 1) for role in ("target", "reference") for name, classes in ATTRIBUTE_GROUPS),
 )
 
 
@@ -55,10 +49,14 @@ class CaptionHead(nn.Module):
 def caption_targets(text: str) -> torch.Tensor:
     """The class of each group ``[G]`` int64 for a sentence of the synthetic benchmark
     (ValueError for any other text)."""
-    caption = parse_caption(text)
+    try:
+        caption = parse_caption(text)
+    except ValueError as e:
+        raise ValueError(f"{e}: the caption loss (--caption-loss) reads the synthetic benchmark's sentences only; "
+                         "train on other data without it") from None
     classes = [TEMPLATES.index(caption.template)]
     for said in (caption.target, caption.reference):
-        classes += [names.index(said[name]) if name in said else len(names) for name, names in _ATTRIBUTES]
+        classes += [names.index(said[name]) if name in said else len(names) for name, names in ATTRIBUTE_GROUPS]
     return torch.tensor(classes, dtype=torch.long)
 
 
