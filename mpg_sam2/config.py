@@ -97,6 +97,12 @@ class MaskPriorConfig:
     # model) ignores the point tokens, but follows its dense prompt. 0 (the release presets):
     # clicks are SAM 2's sparse points only, as in SAM 2.
     click_radius: float = 0.0
+    # Not in the paper: patch motion measured by soft correspondence with the neighbouring
+    # frames (mpg_sam2.model.patch_motion) is added to BEiT-3's patches before the space-time
+    # layer, which has no positions and so cannot see which way an object moves. Adds the
+    # weights mask_prior_generator.correspondence_motion.*. False (the release presets): the
+    # authors' generator and state-dict layout.
+    motion_features: bool = False
 
 
 @dataclass(frozen=True)

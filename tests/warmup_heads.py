@@ -1,4 +1,4 @@
-"""A prior warm-up with a training-time head loss (attribute, caption): trained, checked and resumed."""
+"""A prior warm-up with a training-time head loss (attribute, caption, motion): trained, checked and resumed."""
 from __future__ import annotations
 
 import json
@@ -6,6 +6,7 @@ from pathlib import Path
 
 import torch
 
+from mpg_sam2.config import MPGSAM2Config
 from mpg_sam2.model.mpg_sam2 import MPGSAM2
 from tiny_model import TRAINING_TINY
 
@@ -13,15 +14,17 @@ SETTINGS = dict(batch_size=1, frames=2, lr=2e-3, val_every=0, threads=1, seed=3,
                 log=lambda line: None)
 
 
-def check_head_warm_up(root: Path, tmp_path: Path, option: str, log_key: str, head_name: str, weight: float = 0.5) -> dict:
-    """Train 4 steps with ``option`` (e.g. "caption_loss") = ``weight`` and check that every logged
-    loss is prior + weight x the ``log_key`` term, that ``head_name`` is saved with the optimizer
-    state and not in the model, and that resuming at step 2 repeats the losses, weights and head
-    exactly. Returns the run's settings; its step-2 checkpoint is ``tmp_path/straight/step-000002``."""
+def check_head_warm_up(root: Path, tmp_path: Path, option: str, log_key: str, head_name: str, weight: float = 0.5,
+                       model_config: MPGSAM2Config = TRAINING_TINY, **extra) -> dict:
+    """Train 4 steps of ``model_config`` with ``option`` (e.g. "caption_loss") = ``weight`` (and any
+    ``extra`` settings) and check that every logged loss is prior + weight x the ``log_key`` term,
+    that ``head_name`` is saved with the optimizer state and not in the model, and that resuming at
+    step 2 repeats the losses, weights and head exactly. Returns the run's settings; its step-2
+    checkpoint is ``tmp_path/straight/step-000002``."""
     from mpg_sam2.checkpoint.pretrained import load_pretrained
     from mpg_sam2.training.prior_warmup import warm_up_prior
 
-    settings = {**SETTINGS, option: weight}
+    settings = {**SETTINGS, "model_config": model_config, option: weight, **extra}
     straight = warm_up_prior(root, tmp_path / "straight", steps=4, save_every=2, **settings)
     log = [json.loads(line) for line in (tmp_path / "straight" / "log.jsonl").read_text().splitlines()]
     assert all(r[log_key] > 0 and abs(r["loss"] - r["prior"] - weight * r[log_key]) < 1e-5 for r in log)
@@ -30,7 +33,7 @@ def check_head_warm_up(root: Path, tmp_path: Path, option: str, log_key: str, he
     assert set(state["objective_state"]) == {head_name}
     # The model saved is the plain architecture: no head in it.
     saved = load_pretrained(straight).model.state_dict()
-    assert set(saved) == set(MPGSAM2(TRAINING_TINY).state_dict())
+    assert set(saved) == set(MPGSAM2(model_config).state_dict())
 
     resumed = warm_up_prior(root, tmp_path / "resumed", steps=4, resume=tmp_path / "straight" / "step-000002", **settings)
     again = [json.loads(line) for line in (tmp_path / "resumed" / "log.jsonl").read_text().splitlines()]

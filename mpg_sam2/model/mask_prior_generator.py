@@ -10,6 +10,9 @@ As the authors' code computes it (SPEC §4), which differs from the paper's equa
 3. the gated token, after a Linear, modulates that frame's patch tokens channel-wise;
 4. two parallel single-Linear heads read the modulated tokens: a sigmoid mask prior
    ``[T, 1, g, g]`` and the global context (width of SAM 2) plus a sine code of the frame index.
+
+With ``MaskPriorConfig.motion_features`` (not in the paper, off for the release presets), patch
+motion from :mod:`mpg_sam2.model.patch_motion` is added to the patches before step 1.
 """
 from __future__ import annotations
 
@@ -22,6 +25,7 @@ from torch import nn
 
 from mpg_sam2.config import MaskPriorConfig
 from mpg_sam2.model.attention import MultiHeadAttention
+from mpg_sam2.model.patch_motion import CorrespondenceMotion
 
 
 class SpatioTemporalLayer(nn.Module):
@@ -47,6 +51,7 @@ class MaskPriorOutput:
     prior_logits: torch.Tensor  # [T, g, g] before the sigmoid
     global_context: torch.Tensor  # [T, N, D]: V_g, modulated tokens in SAM 2 width + temporal code
     gated_cls: torch.Tensor  # [T, C]: class token after the multiplicative attention gate
+    video_tokens: torch.Tensor  # [T, N, C]: the space-time layer's output (training-time heads read it)
 
 
 class MaskPriorGenerator(nn.Module):
@@ -56,6 +61,7 @@ class MaskPriorGenerator(nn.Module):
         super().__init__()
         self.grid_size = grid_size
         self.context_dim = context_dim
+        self.correspondence_motion = CorrespondenceMotion(dim, grid_size) if config.motion_features else None
         self.spatiotemporal_layer = SpatioTemporalLayer(
             dim, config.num_heads, config.ffn_dim, config.attention_query_chunk
         )
@@ -71,6 +77,8 @@ class MaskPriorGenerator(nn.Module):
     def forward(self, cls: torch.Tensor, patches: torch.Tensor) -> MaskPriorOutput:
         """cls ``[T, C]`` and patches ``[T, N, C]`` from BEiT-3, frame order."""
         num_frames, num_patches, dim = patches.shape
+        if self.correspondence_motion is not None:
+            patches = patches + self.correspondence_motion(patches)
         video_tokens = self.spatiotemporal_layer(patches.reshape(1, num_frames * num_patches, dim))
         attended = self.class_token_attn(cls.unsqueeze(0), video_tokens, video_tokens)[0]  # [T, C]
         gated_cls = cls * attended
@@ -86,4 +94,5 @@ class MaskPriorGenerator(nn.Module):
             prior_logits=prior_logits,
             global_context=context,
             gated_cls=gated_cls,
+            video_tokens=video_tokens.view(num_frames, num_patches, dim),
         )

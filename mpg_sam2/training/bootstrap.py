@@ -7,7 +7,7 @@ order of precedence:
   (synthetic data only) a small sentencepiece tokenizer trained into ``OUT/tokenizer``;
 * configuration: the resumed checkpoint's, else the ``--init-from`` checkpoint's, else
   ``model_config`` (Python API) or the preset; the ablation switches and ``--click-radius`` are
-  applied on top;
+  applied on top, and ``--motion-features`` to a new model only;
 * weights: the resumed checkpoint (loaded later with the optimizer state), else the
   ``--init-from`` checkpoint, else the seed's random initialisation with the official SAM 2 /
   BEiT-3 files (``--init-sam2``, ``--init-beit3``) loaded over it. ``--embedding-init small``
@@ -15,6 +15,7 @@ order of precedence:
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -108,6 +109,14 @@ def _model_config(config: TrainConfig, resume_dir: Path | None) -> tuple[MPGSAM2
     model_config = with_ablations(model_config, config.no_mask_prior, config.no_aggregator)
     if config.click_radius is not None:
         model_config = model_config.with_click_radius(config.click_radius)
+    if config.motion_features is not None and config.motion_features != model_config.mask_prior.motion_features:
+        if resume_dir is not None or init_state is not None:
+            start = resume_dir if resume_dir is not None else config.init_from
+            raise ValueError(f"{start} was trained {'without' if config.motion_features else 'with'} the mask prior "
+                             "generator's motion features, and its weights fit only that model; drop --motion-features "
+                             "or start a new model")
+        model_config = dataclasses.replace(
+            model_config, mask_prior=dataclasses.replace(model_config.mask_prior, motion_features=config.motion_features))
     return model_config, init_state
 
 

@@ -120,7 +120,7 @@ def load_checkpoint(directory: str | Path, model: MPGSAM2, optimizer: torch.opti
             optimizer.load_state_dict(payload["optimizer"])
         except ValueError as e:  # torch: "loaded state dict has a different number of parameter groups", ...
             raise ValueError(f"{state_path}: its optimizer state does not fit this run's parameter groups ({e}); a run "
-                             "with other settings (such as --attribute-loss or --caption-loss) saved it: resume it with "
+                             "with other settings (such as --attribute-loss, --caption-loss or --motion-loss) saved it: resume it with "
                              "the settings that started it, or start from its weights with --init-from") from None
     return TrainingState(step=int(payload["step"]), stream_position=int(payload["stream_position"]), rng=payload["rng"],
                          objective_state=payload.get("objective_state"))

@@ -82,6 +82,9 @@ def add_train_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser
     optim.add_argument("--click-radius", type=float,
                        help="clicks also paint disks of this radius (mask-prior cells) into their frame's prior "
                             "(MaskPriorConfig.click_radius; default: the starting model's, 0 for every preset)")
+    optim.add_argument("--motion-features", action="store_true", default=None,
+                       help="a new model's mask prior generator reads patch motion from frame-to-frame correspondence "
+                            "(MaskPriorConfig.motion_features; not in the paper)")
     optim.add_argument("--train-scope", choices=["all", "decoder"],
                        help="decoder: only SAM 2's prompt encoder and mask decoder train (not the aggregator); "
                             "sam2: everything but BEiT-3 and the mask prior generator (keeps a warmed-up "
@@ -117,7 +120,7 @@ def run_train(args: argparse.Namespace) -> int:
         train_image_encoder=args.train_image_encoder, object_score_loss=args.object_score_loss,
         prior_loss=args.prior_loss, click_probability=args.click_probability, clicks_per_frame=args.clicks_per_frame,
         mask_choice_loss=args.mask_choice_loss, train_scope=args.train_scope, click_radius=args.click_radius,
-        augment=not args.no_augment, resume=args.resume, init_from=args.init_from, embedding_init=args.embedding_init,
+        motion_features=args.motion_features, augment=not args.no_augment, resume=args.resume, init_from=args.init_from, embedding_init=args.embedding_init,
         init_sam2=args.init_sam2, init_beit3=args.init_beit3, tokenizer=args.tokenizer, no_mask_prior=args.no_mask_prior,
         no_aggregator=args.no_aggregator, val_every=args.val_every, val_expressions=args.val_expressions,
         val_split=args.val_split, save_every=args.save_every, keep_last=args.keep_last, log_every=args.log_every,

@@ -184,7 +184,23 @@ def _head_losses(stage: dict) -> str:
         parts.append(f"{stage['caption_loss']:g} x a caption loss\n  (the caption's template and the words describing its "
                      "target and reference, said by a head on BEiT-3's class token of each frame;\n  "
                      "`mpg_sam2.training.caption_loss`, a training-time head that the bundle does not hold)")
+    if stage.get("motion_loss"):
+        parts.append(f"{stage['motion_loss']:g} x a motion loss\n  (the motion of the object under each patch, said by a head on "
+                     "the space-time layer's tokens;\n  `mpg_sam2.training.motion_loss`, a training-time head that the "
+                     "bundle does not hold)")
     return " plus " + "\n  and ".join(parts) if parts else " only"
+
+
+def _architecture_lines() -> list[str]:
+    """Where the bundle's architecture departs from the paper's (config fields the recipe turns on)."""
+    if not any(stage.get("motion_features") for stage in recipe.WARMUP_STAGES):
+        return []
+    return [
+        "Not in the paper: its mask prior generator also reads patch motion, measured by soft correspondence",
+        "of each BEiT-3 patch with the neighbouring frames' and added to the patches before the space-time",
+        "layer (`mask_prior.motion_features` in its config.json, `mpg_sam2.model.patch_motion`; off for the",
+        "release presets, whose layout is the authors').",
+    ]
 
 
 def _click_stage_lines(report: OfflineModelReport) -> list[str]:
@@ -273,6 +289,7 @@ def model_card(report: OfflineModelReport, command: str) -> str:
         "aggregator) at the `nano` size (5.7 M parameters) trained from random weights on the package's",
         "synthetic clips of moving shapes. **It knows only that world** (shapes, colours, sizes, textures,",
         "simple motions, the benchmark's 38 words); on real videos its masks mean nothing.",
+        *_architecture_lines(),
         "",
         verdict(report),
         "",

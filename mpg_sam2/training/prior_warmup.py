@@ -21,7 +21,10 @@ Data flow of one step::
     (--attribute-loss W: + W x attribute loss of BEiT-3's patches [T, N, C] against the object
     labels [T, g, g], mpg_sam2.training.attribute_loss;
     --caption-loss W: + W x caption loss of BEiT-3's class tokens [T, C] against what the
-    caption says, mpg_sam2.training.caption_loss)
+    caption says, mpg_sam2.training.caption_loss;
+    --motion-loss W: + W x motion loss of the space-time layer's tokens [T, N, C] against the
+    objects' motions [T, g, g], mpg_sam2.training.motion_loss; best with --motion-features,
+    which gives the generator patch motion to read, mpg_sam2.model.patch_motion)
 
 :class:`PriorObjective` is that step for the one training loop (:mod:`mpg_sam2.training.trainer`),
 which also writes the log and the checkpoint: ``OUT/step-NNNNNN``, a whole model (SAM 2 at the
@@ -48,6 +51,7 @@ from mpg_sam2.training.augment import AugmentConfig
 from mpg_sam2.training.caption_loss import CaptionHead, caption_loss, caption_targets
 from mpg_sam2.training.datasets import ClipDataset, ClipEntry, TrainingClip, load_entries
 from mpg_sam2.training.losses import mask_prior_loss
+from mpg_sam2.training.motion_loss import MotionHead, motion_loss, motion_targets
 from mpg_sam2.training.objectives import Objective
 from mpg_sam2.training.param_groups import GROUNDING_PREFIXES
 from mpg_sam2.training.train_config import TrainConfig
@@ -72,12 +76,22 @@ WARMUP_DEFAULTS: dict[str, Any] = {
 
 def _prior_logits(model: MPGSAM2, clips: list[TrainingClip]) -> list[torch.Tensor]:
     """Prior logits ``[T_i, g, g]`` of each clip (:func:`_grounding`)."""
-    return _grounding(model, clips)[0]
+    return _grounding(model, clips).prior_logits
 
 
-def _grounding(model: MPGSAM2, clips: list[TrainingClip]) -> tuple[list[torch.Tensor], list[torch.Tensor], list[torch.Tensor]]:
-    """Prior logits ``[T_i, g, g]``, BEiT-3 patches ``[T_i, N, C]`` and class tokens ``[T_i, C]``
-    of each clip; BEiT-3 runs once on all (frame, caption) pairs.
+@dataclasses.dataclass
+class _Grounding:
+    """What the warm-up's losses read, one entry per clip."""
+
+    prior_logits: list[torch.Tensor]  # [T_i, g, g]
+    patches: list[torch.Tensor]  # [T_i, N, C] BEiT-3's patch outputs
+    cls: list[torch.Tensor]  # [T_i, C] BEiT-3's class tokens
+    video_tokens: list[torch.Tensor]  # [T_i, N, C] the space-time layer's output
+
+
+def _grounding(model: MPGSAM2, clips: list[TrainingClip]) -> _Grounding:
+    """The prior logits and the tokens the head losses read, of each clip; BEiT-3 runs once on
+    all (frame, caption) pairs.
 
     Captions are right-padded to the longest with the pad id and masked out, which leaves every
     real token's output unchanged; batching is what makes this stage cheap on a CPU.
@@ -91,14 +105,16 @@ def _grounding(model: MPGSAM2, clips: list[TrainingClip]) -> tuple[list[torch.Te
         masks.append(torch.nn.functional.pad(c.attention_mask, (0, extra), value=False).expand(c.num_frames, -1))
         pixels.append(c.beit_pixels)
     out = model.beit3(torch.cat(pixels), torch.cat(ids), torch.cat(masks))
-    logits, patches, cls, start = [], [], [], 0
+    result, start = _Grounding([], [], [], []), 0
     for c in clips:
         frames = slice(start, start + c.num_frames)
-        logits.append(model.mask_prior_generator(out.cls[frames], out.patches[frames]).prior_logits)
-        patches.append(out.patches[frames])
-        cls.append(out.cls[frames])
+        prior = model.mask_prior_generator(out.cls[frames], out.patches[frames])
+        result.prior_logits.append(prior.prior_logits)
+        result.patches.append(out.patches[frames])
+        result.cls.append(out.cls[frames])
+        result.video_tokens.append(prior.video_tokens)
         start += c.num_frames
-    return logits, patches, cls
+    return result
 
 
 @torch.no_grad()
@@ -134,11 +150,13 @@ def caption_effect(model: MPGSAM2, clips: list[TrainingClip]) -> float:
 class PriorForward(nn.Module):
     """``forward(clips, num_valid) -> {"loss", ...}``: the mean prior loss over the clips, plus
     ``attribute_weight`` times the mean attribute loss with an ``attribute_head`` and
-    ``caption_weight`` times the mean caption loss with a ``caption_head`` (``num_valid`` unused)."""
+    ``caption_weight`` times the mean caption loss with a ``caption_head`` and ``motion_weight``
+    times the mean motion loss with a ``motion_head`` (``num_valid`` unused)."""
 
     def __init__(self, model: MPGSAM2, autocast_dtype: torch.dtype | None = None,
                  attribute_head: AttributeHead | None = None, attribute_weight: float = 0.0,
-                 caption_head: CaptionHead | None = None, caption_weight: float = 0.0) -> None:
+                 caption_head: CaptionHead | None = None, caption_weight: float = 0.0,
+                 motion_head: MotionHead | None = None, motion_weight: float = 0.0) -> None:
         super().__init__()
         self.model = model
         self.autocast_dtype = autocast_dtype
@@ -146,14 +164,17 @@ class PriorForward(nn.Module):
         self.attribute_weight = attribute_weight
         self.caption_head = caption_head
         self.caption_weight = caption_weight
+        self.motion_head = motion_head
+        self.motion_weight = motion_weight
 
     def forward(self, clips: list[TrainingClip], num_valid: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         clips = [c.to(self.model.device) for c in clips]
         with self.model.autocast(self.autocast_dtype):
-            logits, patches, cls = _grounding(self.model, clips)
-            attribute_logits = None if self.attribute_head is None else [self.attribute_head(x) for x in patches]
-            caption_logits = None if self.caption_head is None else [self.caption_head(x) for x in cls]
-        prior = torch.stack([mask_prior_loss(x.float(), c.targets) for x, c in zip(logits, clips)]).mean()
+            grounding = _grounding(self.model, clips)
+            attribute_logits = None if self.attribute_head is None else [self.attribute_head(x) for x in grounding.patches]
+            caption_logits = None if self.caption_head is None else [self.caption_head(x) for x in grounding.cls]
+            motion_logits = None if self.motion_head is None else [self.motion_head(x) for x in grounding.video_tokens]
+        prior = torch.stack([mask_prior_loss(x.float(), c.targets) for x, c in zip(grounding.prior_logits, clips)]).mean()
         terms = {"prior": prior}
         loss = prior
         if attribute_logits is not None:
@@ -165,6 +186,12 @@ class PriorForward(nn.Module):
         if caption_logits is not None:
             terms["caption"] = torch.stack([caption_loss(x, caption_targets(c.text)) for x, c in zip(caption_logits, clips)]).mean()
             loss = loss + self.caption_weight * terms["caption"]
+        if motion_logits is not None:
+            terms["motion"] = torch.stack([
+                motion_loss(x, motion_targets(c.object_labels, c.objects, "flip" in c.augmentations))
+                for x, c in zip(motion_logits, clips)
+            ]).mean()
+            loss = loss + self.motion_weight * terms["motion"]
         return {"loss": loss} if len(terms) == 1 else {"loss": loss, **terms}
 
 
@@ -179,22 +206,29 @@ class PriorObjective(Objective):
     ``attribute_loss`` > 0 adds that times the per-patch attribute loss
     (:mod:`mpg_sam2.training.attribute_loss`, synthetic data only), ``caption_loss`` > 0 that times
     the loss of a head on BEiT-3's class tokens that says what the caption says
-    (:mod:`mpg_sam2.training.caption_loss`, synthetic data only). Each head trains in a group of
-    its own at the same rate and is saved with the optimizer state, not in the model.
+    (:mod:`mpg_sam2.training.caption_loss`, synthetic data only), ``motion_loss`` > 0 that times
+    the loss of a head on the space-time layer's tokens that names the motion of the object under
+    each patch (:mod:`mpg_sam2.training.motion_loss`, synthetic data only). Each head trains in a
+    group of its own at the same rate and is saved with the optimizer state, not in the model.
     """
 
     name = "prior"
 
-    def __init__(self, by_video: bool = True, attribute_loss: float = 0.0, caption_loss: float = 0.0) -> None:
+    def __init__(self, by_video: bool = True, attribute_loss: float = 0.0, caption_loss: float = 0.0,
+                 motion_loss: float = 0.0) -> None:
         if attribute_loss < 0:
             raise ValueError(f"--attribute-loss must be at least 0, got {attribute_loss}")
         if caption_loss < 0:
             raise ValueError(f"--caption-loss must be at least 0, got {caption_loss}")
+        if motion_loss < 0:
+            raise ValueError(f"--motion-loss must be at least 0, got {motion_loss}")
         self.by_video = by_video
         self.attribute_weight = attribute_loss
         self.caption_weight = caption_loss
+        self.motion_weight = motion_loss
         self.attribute_head: AttributeHead | None = None
         self.caption_head: CaptionHead | None = None
+        self.motion_head: MotionHead | None = None
         self._val_clips: list[TrainingClip] = []
 
     def build_optimizer(self, model: MPGSAM2, config: TrainConfig) -> torch.optim.Optimizer:
@@ -208,23 +242,28 @@ class PriorObjective(Objective):
             self.caption_head = CaptionHead(model.config.beit3.embed_dim).to(model.device)
             groups.append({"name": "caption_head", "params": list(self.caption_head.parameters()),
                            "lr": config.base_lr, "weight_decay": config.weight_decay})
+        if self.motion_weight > 0:
+            self.motion_head = MotionHead(model.config.beit3.embed_dim).to(model.device)
+            groups.append({"name": "motion_head", "params": list(self.motion_head.parameters()),
+                           "lr": config.base_lr, "weight_decay": config.weight_decay})
         return torch.optim.AdamW(groups, lr=config.base_lr, weight_decay=config.weight_decay)
 
     def learning_rates(self, config: TrainConfig) -> dict[str, float]:
-        return {"grounding": config.base_lr, "attribute_head": config.base_lr, "caption_head": config.base_lr}
+        return {"grounding": config.base_lr, "attribute_head": config.base_lr, "caption_head": config.base_lr,
+                "motion_head": config.base_lr}
 
     def label_grid(self, model_config: MPGSAM2Config) -> int | None:
-        return model_config.beit3.grid_size if self.attribute_weight > 0 else None
+        return model_config.beit3.grid_size if self.attribute_weight > 0 or self.motion_weight > 0 else None
 
     def _heads(self) -> dict[str, nn.Module]:
-        return {name: head for name, head in (("attribute_head", self.attribute_head), ("caption_head", self.caption_head))
-                if head is not None}
+        heads = (("attribute_head", self.attribute_head), ("caption_head", self.caption_head), ("motion_head", self.motion_head))
+        return {name: head for name, head in heads if head is not None}
 
     def state_dict(self) -> dict[str, Any] | None:
         return {name: head.state_dict() for name, head in self._heads().items()} or None
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        # A checkpoint of another --attribute-loss / --caption-loss setting was refused already:
+        # A checkpoint of another --attribute-loss / --caption-loss / --motion-loss setting was refused already:
         # its optimizer state has other parameter groups (checkpointing.load_checkpoint).
         for name, head in self._heads().items():
             head.load_state_dict(state[name])
@@ -238,7 +277,8 @@ class PriorObjective(Objective):
         return list(by_video.values())
 
     def forward_module(self, model: MPGSAM2, autocast_dtype: torch.dtype | None) -> nn.Module:
-        return PriorForward(model, autocast_dtype, self.attribute_head, self.attribute_weight, self.caption_head, self.caption_weight)
+        return PriorForward(model, autocast_dtype, self.attribute_head, self.attribute_weight, self.caption_head,
+                            self.caption_weight, self.motion_head, self.motion_weight)
 
     def load_validation(self, config: TrainConfig, tokenizer: ReferringTokenizer, model_config: MPGSAM2Config) -> str | None:
         entries = load_entries(config.dataset, config.data, "valid")[: config.val_expressions]
@@ -259,21 +299,23 @@ class PriorObjective(Objective):
     def summary(self, config: TrainConfig) -> str:
         unit = "whole videos" if self.by_video else "expressions"
         loss = ("the prior loss" + (f" + {self.attribute_weight:g} x the attribute loss" if self.attribute_weight > 0 else "")
-                + (f" + {self.caption_weight:g} x the caption loss" if self.caption_weight > 0 else ""))
+                + (f" + {self.caption_weight:g} x the caption loss" if self.caption_weight > 0 else "")
+                + (f" + {self.motion_weight:g} x the motion loss" if self.motion_weight > 0 else ""))
         return f"batches of {unit}, BEiT-3 + mask prior generator on {loss}, lr {config.base_lr:g}"
 
     def training_args(self, config: TrainConfig) -> dict[str, Any]:
         return {**config.to_json(), "by_video": self.by_video, "attribute_loss": self.attribute_weight,
-                "caption_loss": self.caption_weight}
+                "caption_loss": self.caption_weight, "motion_loss": self.motion_weight}
 
 
 def warm_up_prior(data: str | Path, out: str | Path, *, by_video: bool = True, attribute_loss: float = 0.0,
-                  caption_loss: float = 0.0, log: Callable[[str], None] | None = None, **settings: Any) -> Path:
+                  caption_loss: float = 0.0, motion_loss: float = 0.0, log: Callable[[str], None] | None = None,
+                  **settings: Any) -> Path:
     """Train BEiT-3 + the mask prior generator; returns the checkpoint folder (``out``/step-NNNNNN).
 
     ``settings`` are :class:`TrainConfig` fields over :data:`WARMUP_DEFAULTS`, e.g. ``steps``,
     ``lr``, ``init_from`` (a checkpoint to continue from: its weights and tokenizer, a fresh
-    optimizer) or ``model_config`` (instead of the preset).
+    optimizer), ``motion_features`` or ``model_config`` (instead of the preset).
     """
     from mpg_sam2.training.trainer import train
 
@@ -283,7 +325,7 @@ def warm_up_prior(data: str | Path, out: str | Path, *, by_video: bool = True, a
         # give other ids.
         raise ValueError(f"{init_from} has no tokenizer files; a warm-up continues only from a full checkpoint")
     config = TrainConfig(data=Path(data), out=Path(out), **{**WARMUP_DEFAULTS, **settings})
-    return train(config, log, PriorObjective(by_video, attribute_loss, caption_loss)).checkpoint
+    return train(config, log, PriorObjective(by_video, attribute_loss, caption_loss, motion_loss)).checkpoint
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -306,6 +348,12 @@ def main(argv: list[str] | None = None) -> int:
                         help="weight of a per-patch attribute loss on BEiT-3's patches (synthetic data only; default 0: off)")
     parser.add_argument("--caption-loss", type=float, default=0.0,
                         help="weight of a loss on BEiT-3's class tokens saying what the caption says (synthetic data only; default 0: off)")
+    parser.add_argument("--motion-loss", type=float, default=0.0,
+                        help="weight of a loss on the space-time layer's tokens naming the motion of the object under each "
+                             "patch (synthetic data only; default 0: off)")
+    parser.add_argument("--motion-features", action="store_true", default=None,
+                        help="a new model's mask prior generator reads patch motion (MaskPriorConfig.motion_features; "
+                             "not in the paper)")
     parser.add_argument("--no-by-video", dest="by_video", action="store_false",
                         help="batches of independent expressions instead of whole videos")
     args = parser.parse_args(argv)
