@@ -99,7 +99,7 @@ class MaskPriorConfig:
     click_radius: float = 0.0
     # Not in the paper: patch motion measured by soft correspondence with the neighbouring
     # frames (mpg_sam2.model.patch_motion) is added to BEiT-3's patches before the space-time
-    # layer, which has no positions and so cannot see which way an object moves. Adds the
+    # layer, which has no frame order and so cannot see which way an object moves. Adds the
     # weights mask_prior_generator.correspondence_motion.*. False (the release presets): the
     # authors' generator and state-dict layout.
     motion_features: bool = False

@@ -1,8 +1,8 @@
 """Patch motion from soft correspondence between neighbouring frames (not in the paper).
 
-The mask prior generator's space-time layer has no positional encoding (SPEC §4), so its
-attention can tell which patches look alike across frames but not where they are: "moving
-left" and "moving right" give it the same tokens. Trained from random weights, a loss asking its
+The mask prior generator's space-time layer has no temporal encoding (SPEC §4): it attends over
+the set of all frames' patches, so a video and its reversal give every frame the same prior, and
+"moving left" cannot be told from "moving right". Trained from random weights, a loss asking its
 output to name each object's motion stayed at chance (bench/results/offline_warmup_experiments.md,
 session 32). This module measures the motion instead and hands it to the layer as a feature.
 
@@ -18,7 +18,12 @@ few cells per frame). Per patch that is 8 numbers -- forward dx, dy, confidence,
 dx, dy, confidence, 1; all 0 where the neighbour does not exist (the first and last frame), so the
 constant says which sides were measured -- and a zero-initialised Linear maps them to the BEiT-3
 width and adds them to the patches. At initialisation the generator therefore computes exactly
-what it computes without this module.
+what it computes without this module, and building it draws no random numbers, so a model with
+it starts from the same weights as one without.
+
+The bundled model's warm-up trains on 2-frame clips, where each frame has one neighbour; on a
+longer video an inner frame gets both sides' embeddings added (measured on 8-frame videos:
+bench/results/offline_warmup_experiments.md).
 
 The matching runs in float32 whatever the model's precision or autocast: the temperature
 amplifies rounding.
@@ -46,7 +51,8 @@ class CorrespondenceMotion(nn.Module):
         # Logs keep both positive under any step.
         self.log_inverse_temperature = nn.Parameter(torch.tensor(math.log(1.0 / temperature)))
         self.log_distance_weight = nn.Parameter(torch.tensor(math.log(distance_weight)))
-        self.proj = nn.Linear(NUM_MOTION_FEATURES, dim)
+        # skip_init: no draw from the global generator (the zeros replace it anyway).
+        self.proj = torch.nn.utils.skip_init(nn.Linear, NUM_MOTION_FEATURES, dim)
         nn.init.zeros_(self.proj.weight)
         nn.init.zeros_(self.proj.bias)
 
@@ -56,10 +62,9 @@ class CorrespondenceMotion(nn.Module):
         ys, xs = torch.meshgrid(torch.arange(g, device=device), torch.arange(g, device=device), indexing="ij")
         return torch.stack([xs.reshape(-1), ys.reshape(-1)], dim=-1).float()
 
-    def _match(self, source: torch.Tensor, target: torch.Tensor, positions: torch.Tensor,
-               distance: torch.Tensor) -> torch.Tensor:
-        """source, target ``[P, N, C]`` unit vectors (P frame pairs) -> ``[P, N, 3]`` (dx, dy, confidence)."""
-        similarity = source @ target.transpose(1, 2)  # [P, N, N]
+    def _match(self, similarity: torch.Tensor, positions: torch.Tensor, distance: torch.Tensor) -> torch.Tensor:
+        """similarity ``[P, N, N]`` cosines of P frame pairs (source patch, target patch) ->
+        ``[P, N, 3]`` (dx, dy, confidence) of each source patch."""
         logits = similarity * self.log_inverse_temperature.exp() - self.log_distance_weight.exp() * distance
         weights = logits.softmax(dim=-1)
         displacement = weights @ positions - positions  # [P, N, 2]
@@ -77,8 +82,9 @@ class CorrespondenceMotion(nn.Module):
         out = patches.new_zeros(num_frames, num_patches, NUM_MOTION_FEATURES, dtype=torch.float32)
         if num_frames > 1:
             with torch.autocast(patches.device.type, enabled=False):
-                forward = self._match(unit[:-1], unit[1:], positions, distance)  # frames 0..T-2 against 1..T-1
-                backward = self._match(unit[1:], unit[:-1], positions, distance)  # frames 1..T-1 against 0..T-2
+                similarity = unit[:-1] @ unit[1:].transpose(1, 2)  # [T-1, N, N]: frame t's patches against t+1's
+                forward = self._match(similarity, positions, distance)  # frames 0..T-2
+                backward = self._match(similarity.transpose(1, 2), positions, distance)  # frames 1..T-1 against t-1
             out[:-1, :, 0:3] = forward
             out[:-1, :, 3] = 1.0
             out[1:, :, 4:7] = backward

@@ -48,6 +48,10 @@ def add_train_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser
                             "drawn from N(0, 0.02) instead of N(0, 1) (default: default)")
     model.add_argument("--no-mask-prior", action="store_true", help="ablation: no dense prompt (SAM 2's no-mask embedding)")
     model.add_argument("--no-aggregator", action="store_true", help="ablation: skip the global-historical aggregator")
+    model.add_argument("--motion-features", action="store_true", default=None,
+                       help="a new model's mask prior generator reads patch motion from frame-to-frame correspondence "
+                            "(MaskPriorConfig.motion_features; not in the paper; off for every preset; a checkpoint "
+                            "cannot change it)")
 
     optim = p.add_argument_group("optimisation")
     optim.add_argument("--steps", type=int, default=1000, help="optimizer steps to reach (default 1000)")
@@ -82,9 +86,6 @@ def add_train_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser
     optim.add_argument("--click-radius", type=float,
                        help="clicks also paint disks of this radius (mask-prior cells) into their frame's prior "
                             "(MaskPriorConfig.click_radius; default: the starting model's, 0 for every preset)")
-    optim.add_argument("--motion-features", action="store_true", default=None,
-                       help="a new model's mask prior generator reads patch motion from frame-to-frame correspondence "
-                            "(MaskPriorConfig.motion_features; not in the paper)")
     optim.add_argument("--train-scope", choices=["all", "decoder"],
                        help="decoder: only SAM 2's prompt encoder and mask decoder train (not the aggregator); "
                             "sam2: everything but BEiT-3 and the mask prior generator (keeps a warmed-up "

@@ -4,7 +4,7 @@ The caption loss (:mod:`.caption_loss`) makes BEiT-3's class token carry "moving
 prior can follow that only where the video tokens say which object moves left. A linear head on
 each output token of the mask prior generator's space-time layer, trained to name the motion of
 the object under the patch, makes them say it. Without the generator's patch motion features
-(``MaskPriorConfig.motion_features``) this loss stays at chance: the layer has no positions.
+(``MaskPriorConfig.motion_features``) this loss stays at chance: the layer has no frame order.
 With them, the development split's prior hit rate after 3,000 steps rose from 0.589 to 0.716
 (bench/results/offline_warmup_experiments.md, session 32). The head exists only in training: the
 saved model does not contain it.
@@ -25,7 +25,7 @@ from torch import nn
 
 from mpg_sam2.data.synthetic.attributes import MOTIONS
 
-__all__ = ["MotionHead", "motion_loss", "motion_targets"]
+__all__ = ["MotionHead", "has_objects", "motion_loss", "motion_targets"]
 
 _IGNORE = -100  # F.cross_entropy's ignore_index
 _MIRRORED = {"left": "right", "right": "left"}
@@ -57,11 +57,16 @@ def motion_targets(object_labels: torch.Tensor, objects: Mapping[int, Mapping[st
     return table.to(object_labels.device)[object_labels]
 
 
+def has_objects(targets: torch.Tensor) -> bool:
+    """Whether ``targets`` from :func:`motion_targets` name any patch's motion."""
+    return bool((targets != _IGNORE).any())
+
+
 def motion_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """logits ``[T, N, K]``, targets ``[T, g, g]`` (N = g²) from :func:`motion_targets`: the
-    cross-entropy over object patches (0 for a clip without any)."""
+    cross-entropy over object patches (0 for a clip without any: check :func:`has_objects`)."""
     logits = logits.reshape(-1, logits.shape[-1]).float()
     targets = targets.reshape(-1)
-    if not (targets != _IGNORE).any():  # cross_entropy of nothing is NaN
+    if not has_objects(targets):  # cross_entropy of nothing is NaN
         return logits.sum() * 0.0
     return F.cross_entropy(logits, targets, ignore_index=_IGNORE)

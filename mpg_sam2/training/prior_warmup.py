@@ -51,7 +51,7 @@ from mpg_sam2.training.augment import AugmentConfig
 from mpg_sam2.training.caption_loss import CaptionHead, caption_loss, caption_targets
 from mpg_sam2.training.datasets import ClipDataset, ClipEntry, TrainingClip, load_entries
 from mpg_sam2.training.losses import mask_prior_loss
-from mpg_sam2.training.motion_loss import MotionHead, motion_loss, motion_targets
+from mpg_sam2.training.motion_loss import MotionHead, has_objects, motion_loss, motion_targets
 from mpg_sam2.training.objectives import Objective
 from mpg_sam2.training.param_groups import GROUNDING_PREFIXES
 from mpg_sam2.training.train_config import TrainConfig
@@ -187,10 +187,11 @@ class PriorForward(nn.Module):
             terms["caption"] = torch.stack([caption_loss(x, caption_targets(c.text)) for x, c in zip(caption_logits, clips)]).mean()
             loss = loss + self.caption_weight * terms["caption"]
         if motion_logits is not None:
-            terms["motion"] = torch.stack([
-                motion_loss(x, motion_targets(c.object_labels, c.objects, "flip" in c.augmentations))
-                for x, c in zip(motion_logits, clips)
-            ]).mean()
+            targets = [motion_targets(c.object_labels, c.objects, "flip" in c.augmentations) for c in clips]
+            # The mean over the clips with an object on the label grid: one without has no term.
+            seen = [(x, t) for x, t in zip(motion_logits, targets) if has_objects(t)]
+            terms["motion"] = (torch.stack([motion_loss(x, t) for x, t in seen]).mean() if seen
+                               else motion_loss(motion_logits[0], targets[0]))
             loss = loss + self.motion_weight * terms["motion"]
         return {"loss": loss} if len(terms) == 1 else {"loss": loss, **terms}
 
@@ -353,7 +354,7 @@ def main(argv: list[str] | None = None) -> int:
                              "patch (synthetic data only; default 0: off)")
     parser.add_argument("--motion-features", action="store_true", default=None,
                         help="a new model's mask prior generator reads patch motion (MaskPriorConfig.motion_features; "
-                             "not in the paper)")
+                             "not in the paper; off for every preset; a checkpoint cannot change it)")
     parser.add_argument("--no-by-video", dest="by_video", action="store_false",
                         help="batches of independent expressions instead of whole videos")
     args = parser.parse_args(argv)

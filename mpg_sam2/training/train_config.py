@@ -59,8 +59,8 @@ class TrainConfig:
     # the starting configuration's (0 for every preset: clicks are SAM 2's points only).
     click_radius: float | None = None
     # True: a new model's mask prior generator reads patch motion (MaskPriorConfig.motion_features,
-    # not in the paper). None: the starting configuration's. A model started from or resumed at a
-    # checkpoint keeps the checkpoint's: its weights have or lack the motion module.
+    # not in the paper). None: the starting configuration's (False for every preset). A run from or
+    # resumed at a checkpoint with the other setting is refused: its weights have or lack the module.
     motion_features: bool | None = None
     # "all" (the paper) or "decoder": only SAM 2's prompt encoder and mask decoder (less the
     # aggregator) train, e.g. a click stage that should leave the grounding as it is. None: a
