@@ -283,6 +283,27 @@ def test_readme_states_the_bundled_models_evaluated_numbers(evaluation):
     assert "(random object " + " and ".join(f"{h['test_random_object']['overall']['J&F']:.3f}" for h in held_out) in readme
 
 
+def test_readme_paragraphs_on_the_bundle_are_the_ones_its_evaluation_gives(tmp_path):
+    from mpg_sam2.training.offline_readme import readme_sections, update_readme
+
+    readme = BUNDLED_MODEL.parents[1] / "README.md"
+    copy = tmp_path / "README.md"
+    copy.write_text(readme.read_text(encoding="utf-8"), encoding="utf-8")
+    # Up to date: regenerating from evaluation.json changes nothing.
+    assert not update_readme(copy, BUNDLED_MODEL), "README.md is behind the bundle: python -m mpg_sam2.training.offline_readme"
+    sections = readme_sections(BUNDLED_MODEL)
+    for name, body in sections.items():
+        assert f"<!-- offline-model:{name} -->\n{body}\n<!-- /offline-model:{name} -->" in copy.read_text(encoding="utf-8")
+    # A stale paragraph is rewritten; a README without the markers is refused untouched.
+    copy.write_text(copy.read_text(encoding="utf-8").replace(sections["clicks"], "stale"), encoding="utf-8")
+    assert update_readme(copy, BUNDLED_MODEL) and sections["clicks"] in copy.read_text(encoding="utf-8")
+    bare = tmp_path / "bare.md"
+    bare.write_text("# nothing marked\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="has no '<!-- offline-model:summary -->'"):
+        update_readme(bare, BUNDLED_MODEL)
+    assert bare.read_text(encoding="utf-8") == "# nothing marked\n"
+
+
 def test_bundled_clicks_paint_the_prior_and_the_card_and_readme_state_their_effect(evaluation):
     from mpg_sam2.checkpoint.pretrained import load_pretrained
 

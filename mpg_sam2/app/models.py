@@ -47,11 +47,7 @@ def bundled_model_note(folder: Path = BUNDLED_MODEL) -> str:
     scores = read_grounding_scores(folder)
     if scores is None:
         return f"{note}; see {folder / 'README.md'}"
-    if not scores.reads_the_sentence:
-        reads = "does not read the sentence yet"
-    else:
-        reads = "reads the sentence" + (", far from perfectly" if scores.overall < 0.75 else "")
-    return (f"{note} and {reads}: test J&F {scores.overall:.2f} (appearance {scores.appearance:.2f}) against "
+    return (f"{note} and {scores.verdict}: test J&F {scores.overall:.2f} (appearance {scores.appearance:.2f}) against "
             f"{scores.random_object:.2f} for a random object of the clip; see checkpoints/offline/README.md")
 
 

@@ -13,12 +13,14 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["EVALUATION_FILE", "GROUNDING_MARGIN", "GroundingScores", "read_grounding_scores"]
+__all__ = ["EVALUATION_FILE", "GOOD_JF", "GROUNDING_MARGIN", "GroundingScores", "read_grounding_scores"]
 
 EVALUATION_FILE = "evaluation.json"
 # J&F above the random-object level below which a model counts as not reading the sentence: a
 # model that segments *an* object well but ignores the text scores about that level.
 GROUNDING_MARGIN = 0.05
+# Overall J&F below which a model that reads the sentence is said to do so "far from perfectly".
+GOOD_JF = 0.75
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,13 @@ class GroundingScores:
     @property
     def reads_the_sentence(self) -> bool:
         return self.overall >= self.random_object + GROUNDING_MARGIN
+
+    @property
+    def verdict(self) -> str:
+        """How the app's note and the README put it, e.g. "reads the sentence, far from perfectly"."""
+        if not self.reads_the_sentence:
+            return "does not read the sentence yet"
+        return "reads the sentence" + (", far from perfectly" if self.overall < GOOD_JF else "")
 
 
 def read_grounding_scores(folder: str | Path) -> GroundingScores | None:

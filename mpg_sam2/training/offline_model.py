@@ -380,6 +380,19 @@ def build_offline_model(
     return report
 
 
+def _update_readme(bundle: Path) -> None:
+    """Rewrite the README's paragraphs on the bundle when ``bundle`` is a repository's checkpoints/offline."""
+    from mpg_sam2.training.offline_readme import MARKER, update_readme
+
+    readme = bundle.resolve().parents[1] / "README.md"
+    if bundle.resolve().parent.name == "checkpoints" and readme.is_file() and MARKER in readme.read_text(encoding="utf-8"):
+        update_readme(readme, bundle)
+        print(f"rewrote {readme}'s paragraphs on the bundle", flush=True)
+    else:
+        print(f"README not touched; to describe this bundle in one: python -m mpg_sam2.training.offline_readme --bundle {bundle}",
+              flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m mpg_sam2.training.offline_model", description=__doc__.split("\n\n")[0])
     parser.add_argument("--work", type=Path, default=Path("runs/offline"), help="data and training runs (default runs/offline)")
@@ -402,6 +415,7 @@ def main(argv: list[str] | None = None) -> int:
     from mpg_sam2.evaluation.synthetic_report import format_table
 
     print(format_table(report.test, "test split"))
+    _update_readme(args.out)
     print(f"regression set J&F {report.regression.jf:.3f}; wrote {args.out} ({time.perf_counter() - start:.0f} s)")
     return 0
 
