@@ -49,9 +49,15 @@ def _warm_up_parts(stage: dict[str, Any]) -> str:
         parts.append("a caption loss that makes BEiT-3's class token say what the caption says, its phrase included")
     if stage.get("motion_loss"):
         parts.append("a motion loss that makes the space-time tokens name the motion of the object under them")
-    text = "with " + ", ".join(parts[:-1]) + (" and " if len(parts) > 1 else "") + parts[-1] if parts else "on the prior loss only"
+    # Semicolons between the losses: a loss's own description may hold a comma.
+    if not parts:
+        text = "on the prior loss only"
+    elif len(parts) == 1:
+        text = "with " + parts[0]
+    else:
+        text = "with " + "; ".join(parts[:-1]) + ("; and " if len(parts) > 2 else " and ") + parts[-1]
     if stage.get("motion_features"):
-        text += ("; not in the paper, its mask prior generator also reads patch motion from frame-to-frame "
+        text += (". Not in the paper, the mask prior generator also reads patch motion from frame-to-frame "
                  "correspondence (`mask_prior.motion_features`)")
     return text
 
