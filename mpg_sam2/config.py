@@ -16,6 +16,7 @@ __all__ = [
     "BEiT3Config",
     "MPGSAM2Config",
     "MaskPriorConfig",
+    "MaskReadoutConfig",
     "PRESETS",
     "SAM2Config",
     "get_preset",
@@ -106,6 +107,30 @@ class MaskPriorConfig:
 
 
 @dataclass(frozen=True)
+class MaskReadoutConfig:
+    """How the output masks are read from SAM 2's decoder. Not in the paper: the defaults (every
+    release preset) output the masks as SAM 2 gives them; both settings change the output only,
+    never what SAM 2's memory holds, and are chosen per trained model on its validation split."""
+
+    # A frame's mask is empty unless SAM 2's object-score logit exceeds this. SAM 2's own gate is
+    # 0 (and still decides what its memory holds); a model whose object score is poorly
+    # calibrated (the bundled one, on frames before an object appears or after it leaves) may
+    # need a higher bar.
+    object_score_threshold: float = 0.0
+    # Each frame's mask keeps only its connected components whose mean mask prior is at least
+    # this share of the best component's (mpg_sam2.pipeline.prior_components): for a SAM 2 that
+    # paints every object its prior lights (the bundled model). Frames tracked again after a
+    # click keep every component (the click decides). 0: every component.
+    component_prior_ratio: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.object_score_threshold < 0:
+            raise ValueError(f"readout.object_score_threshold must be at least 0 (SAM 2's own gate), got {self.object_score_threshold}")
+        if not 0.0 <= self.component_prior_ratio <= 1.0:
+            raise ValueError(f"readout.component_prior_ratio must be in [0, 1] (0: off), got {self.component_prior_ratio}")
+
+
+@dataclass(frozen=True)
 class AggregatorConfig:
     """The hierarchical global-historical aggregator (paper §3.4); width is SAM 2's."""
 
@@ -127,15 +152,21 @@ class MPGSAM2Config:
     sam2: SAM2Config = field(default_factory=SAM2Config)
     mask_prior: MaskPriorConfig = field(default_factory=MaskPriorConfig)
     aggregator: AggregatorConfig = field(default_factory=AggregatorConfig)
+    readout: MaskReadoutConfig = field(default_factory=MaskReadoutConfig)
     prompt_dim: int = 256
     # The authors set the tokenizer's pad token to <unk> (id 3); see tokenizer.py.
     pad_token_id: int = 3
     bos_token_id: int = 0
     eos_token_id: int = 2
 
-    def with_click_radius(self, radius: float) -> "MPGSAM2Config":
-        """This configuration with ``mask_prior.click_radius`` set (see :class:`MaskPriorConfig`)."""
-        return dataclasses.replace(self, mask_prior=dataclasses.replace(self.mask_prior, click_radius=radius))
+    def with_mask_prior(self, **changes: Any) -> "MPGSAM2Config":
+        """This configuration with those fields of ``mask_prior`` changed (e.g. ``click_radius``;
+        see :class:`MaskPriorConfig`)."""
+        return dataclasses.replace(self, mask_prior=dataclasses.replace(self.mask_prior, **changes))
+
+    def with_readout(self, **changes: Any) -> "MPGSAM2Config":
+        """This configuration with those fields of ``readout`` changed (see :class:`MaskReadoutConfig`)."""
+        return dataclasses.replace(self, readout=dataclasses.replace(self.readout, **changes))
 
     def to_dict(self) -> dict[str, Any]:
         return {"model_type": "mpg_sam2", **dataclasses.asdict(self)}
@@ -149,6 +180,7 @@ class MPGSAM2Config:
             "sam2": SAM2Config,
             "mask_prior": MaskPriorConfig,
             "aggregator": AggregatorConfig,
+            "readout": MaskReadoutConfig,
         }
         kwargs: dict[str, Any] = {}
         known = {f.name for f in dataclasses.fields(cls)}

@@ -9,6 +9,7 @@ checked against its own card, and a regression test regenerates the card's regre
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 
@@ -50,6 +51,13 @@ def test_offline_model_end_to_end_at_toy_scale(toy_scale, tmp_path, monkeypatch)
     assert loaded.tokenizer is not None and ablation_name(loaded.model.config) == "MPG+HGA"
     # The bundle's clicks paint its prior (its decoder never learned points).
     assert loaded.model.config.mask_prior.click_radius == offline_recipe.CLICK_RADIUS > 0
+    # Its masks are read out as the recipe says; the card's test numbers are those masks', and it
+    # also states SAM 2's own masks (the default readout), scored and cached apart.
+    readout = offline_recipe.READOUT
+    assert dataclasses.asdict(loaded.model.config.readout) == readout and all(readout.values())
+    final, suffix = tmp_path / "work" / "clicks" / "step-000001", "_s{object_score_threshold:g}_c{component_prior_ratio:g}".format(**readout)
+    assert {"expressions_test.json", f"expressions_test{suffix}.json", f"expressions_regression{suffix}.json",
+            f"scores_test_clicks_r{offline_recipe.CLICK_RADIUS:g}{suffix}.json"} <= {p.name for p in final.iterdir()}
     assert (out / "model.safetensors").stat().st_size <= 25 * 2**20
     assert not (out / "training_state.pt").exists()
     # Every run starts from the warm-up checkpoint.
@@ -107,6 +115,9 @@ def test_offline_model_end_to_end_at_toy_scale(toy_scale, tmp_path, monkeypatch)
     for name, row in evaluation["test"].items():
         assert f"| {name} | {row['expressions']} | {row['J']:.3f} | {row['F']:.3f} | {row['J&F']:.3f} |" in card
     assert "`CMD`" in card and f"J&F {report.regression.jf:.3f}" in card
+    assert evaluation["readout"] == readout and "`readout` section" in card
+    own = evaluation["test_sam2_masks"]["overall"]["J&F"]
+    assert own == report.test_own_masks["overall"].jf and f"SAM 2's own masks (the default `readout`), J&F: overall {own:.3f}" in card
     assert offline_card.verdict(report) in card
     # The ablation table: each row's mean ± spread over the seeds and its paired difference from the baseline.
     assert evaluation["ablation_seeds"] == [0, 1] and "seeds 0, 1)" in card
@@ -253,6 +264,7 @@ def test_bundle_is_small_loadable_and_the_full_model(evaluation):
     assert sum(p.numel() for p in pretrained.model.parameters()) < 6_000_000
     assert evaluation["data"] == offline_recipe.DATA and evaluation["recipe"] == offline_recipe.RECIPE
     assert evaluation["warmup_stages"] == offline_recipe.WARMUP_STAGES
+    assert dataclasses.asdict(pretrained.model.config.readout) == evaluation["readout"] == offline_recipe.READOUT
 
 
 def test_model_card_states_the_evaluated_numbers(evaluation):
@@ -281,6 +293,7 @@ def test_readme_states_the_bundled_models_evaluated_numbers(evaluation):
     held_out = [evaluation["held_out"][str(seed)] for seed in offline_recipe.HELD_OUT["seeds"]]
     assert "scores " + " and ".join(f"{h['test']['overall']['J&F']:.3f}" for h in held_out) in readme
     assert "(random object " + " and ".join(f"{h['test_random_object']['overall']['J&F']:.3f}" for h in held_out) in readme
+    assert f"with SAM 2's own masks the test J&F is {evaluation['test_sam2_masks']['overall']['J&F']:.3f}" in readme
 
 
 def test_readme_paragraphs_on_the_bundle_are_the_ones_its_evaluation_gives(tmp_path):

@@ -73,6 +73,7 @@ def save_record(folder: Path, model_source: str, options: SegmentationOptions, v
         "frame_size": list(segmentation.frame_size),
         "texts": [r.text for r in results],
         "truncated": [r.truncated for r in results],
+        "object_score_thresholds": [r.object_score_threshold for r in results],
         "corrections": [c.to_json() for r in results for c in r.corrections],
     }
     (target / _INDEX).write_text(json.dumps(index, indent=1), encoding="utf-8")
@@ -111,12 +112,15 @@ def load_record(folder: Path) -> RequestRecord:
                          message=index["video"]["message"])
     corrections = parse_corrections(index["corrections"])
     expressions = []
+    # Records written before the model's readout existed had SAM 2's own gate (0).
+    thresholds = index.get("object_score_thresholds", [0.0] * len(index["texts"]))
     for k, text in enumerate(index["texts"]):
         expressions.append(ExpressionSegmentation(
             text=text, masks=masks[k], mask_priors=arrays["priors"][k], object_scores=arrays["object_scores"][k],
             prior_attention=arrays["prior_attention"][k] if "prior_attention" in arrays else None,
             text_attention=arrays["text_attention"][k] if "text_attention" in arrays else None,
             truncated=index["truncated"][k], corrections=tuple(c for c in corrections if c.expression == k),
+            object_score_threshold=thresholds[k],
         ))
     segmentation = VideoSegmentation(expressions, arrays["timestamps_s"], index["fps"], (height, width))
     # A record written by an older version may name options since removed (e.g. "precision",

@@ -6,7 +6,10 @@ Data flow::
     per expression: BEiT-3 on every (frame, caption) pair -> mask prior generator -> prompts
     per frame (the model's frame loop, mpg_sam2.model.video_propagation.propagate):
         SAM 2 image encoder ONCE -> every expression's tracker (its own memory bank)
-    -> low-res logits -> two bilinear resizes -> masks [T, H, W] at the source resolution
+    -> low-res logits [-> the model's readout (config.readout, not in the paper): frames whose
+       object score is below its bar emptied, mask components the prior disfavours cleared
+       (pipeline/prior_components.py)] -> two bilinear resizes -> masks [T, H, W] at the source
+       resolution
     click corrections, if any (pipeline/clicks.py): the corrected expression's clicked frame and
     every other frame tracked again from it, both ways, on the kept image features
 
@@ -27,9 +30,10 @@ from typing import Collection, Iterator, Sequence
 
 import numpy as np
 import torch
+from sam2.modeling.sam2_base import NO_OBJ_SCORE
 
 from mpg_sam2.frames import encoder_input, logits_to_frame_size
-from mpg_sam2.model.click_correction import repropagate
+from mpg_sam2.model.click_correction import FrameClicks, repropagate
 from mpg_sam2.model.frame_features import FrameFeatureSource
 from mpg_sam2.model.mpg_sam2 import MPGSAM2
 from mpg_sam2.model.precision import sam2_input
@@ -38,6 +42,7 @@ from mpg_sam2.pipeline.attention_maps import AttentionRecorder
 from mpg_sam2.pipeline.clicks import Correction, check_corrections
 from mpg_sam2.pipeline.expressions import PreparedExpression, prepare_expressions
 from mpg_sam2.pipeline.host_copies import HostCopies
+from mpg_sam2.pipeline.prior_components import keep_prior_components
 from mpg_sam2.tokenizer import ReferringTokenizer
 
 @dataclass(frozen=True)
@@ -67,7 +72,10 @@ class ExpressionSegmentation:
     text: str
     masks: np.ndarray  # bool [T, H, W] at the source resolution
     mask_priors: np.ndarray  # float32 [T, g, g] in [0, 1]: the generator's pseudo-masks
-    object_scores: np.ndarray  # float32 [T]: SAM 2's object-score logits (> 0: object present)
+    object_scores: np.ndarray  # float32 [T]: SAM 2's object-score logits
+    # A frame's mask is empty unless its object score exceeds this (the model's
+    # readout.object_score_threshold; 0 is SAM 2's own gate).
+    object_score_threshold: float = 0.0
     prior_attention: np.ndarray | None = None  # float32 [T, g, g] in [0, 1]
     text_attention: np.ndarray | None = None  # float32 [T, h, w] in [0, 1]
     truncated: bool = False  # the expression was cut to the tokenizer limit
@@ -76,7 +84,7 @@ class ExpressionSegmentation:
     @property
     def frames_present(self) -> np.ndarray:
         """Indices of frames where the object is predicted present."""
-        return np.flatnonzero(self.object_scores > 0)
+        return np.flatnonzero(self.object_scores > self.object_score_threshold)
 
     # Pickled with the masks packed to bits (8x smaller): a ZeroGPU call returns its results
     # through a pickle queue, and 300 frames of 720p are 276 MB of bool per expression.
@@ -230,6 +238,7 @@ class SegmentationRun:
                         masks=np.zeros((num_frames, height, width), dtype=bool),
                         mask_priors=prior.prior[:, 0].float().cpu().numpy(),
                         object_scores=np.zeros(num_frames, dtype=np.float32),
+                        object_score_threshold=cfg.readout.object_score_threshold,
                         prior_attention=recorder.prior_attention.numpy() if recorder is not None else None,
                         truncated=expression.truncated,
                     )
@@ -276,7 +285,7 @@ class SegmentationRun:
                 self._trackers[k], clicks, self._features, frame_context=self._frame_context,
                 step_context=lambda: self._step_context(k), seconds=self.seconds,
             ):
-                self._store(k, out)
+                self._store(k, out, clicks=clicks if out.frame_index == clicks.frame else None)
                 retracked += 1
                 yield Progress("correct", retracked, self.num_frames, f"expression {k + 1}: re-tracked frame {out.frame_index + 1}")
             finished = True
@@ -316,12 +325,27 @@ class SegmentationRun:
             yield
         self._step_maps[k] = self._recorder.pop_text_attention()[0].float().numpy()
 
-    def _store(self, k: int, out: FrameOutput) -> None:
-        """Frame ``out.frame_index`` of expression ``k``: mask at the source size, score, map."""
+    def _store(self, k: int, out: FrameOutput, clicks: FrameClicks | None = None) -> None:
+        """Frame ``out.frame_index`` of expression ``k``: mask at the source size, score, map.
+        The model's readout (``config.readout``) applies. On a frame with ``clicks`` the mask
+        parts are judged by the prior as the clicks painted it (``mask_prior.click_radius``);
+        a model whose clicks do not paint its prior keeps every part there: the clicks decide."""
         start = time.perf_counter()
-        size, (height, width) = self.model.config.sam2.image_size, self.frame_size
+        cfg = self.model.config
+        size, (height, width) = cfg.sam2.image_size, self.frame_size
         with torch.inference_mode():
-            logits = logits_to_frame_size(out.heads.lowres_logits, size, height, width)
+            lowres = out.heads.lowres_logits  # [1, 1, h, w]
+            readout = cfg.readout
+            if readout.object_score_threshold > 0:
+                present = out.heads.object_score_logits[:, :, None, None] > readout.object_score_threshold
+                lowres = torch.where(present, lowres, NO_OBJ_SCORE)
+            radius = cfg.mask_prior.click_radius
+            if readout.component_prior_ratio > 0 and (clicks is None or radius > 0):
+                prior = self._trackers[k].prompts.mask_priors[out.frame_index]  # [1, 1, g, g]
+                if clicks is not None:
+                    prior = clicks.points.paint_prior(prior, size, radius)
+                lowres = keep_prior_components(lowres, prior, self._logit_threshold, readout.component_prior_ratio)
+            logits = logits_to_frame_size(lowres, size, height, width)
             result = self.results[k]
             self._host.put(result.masks, result.object_scores, out.frame_index,
                            logits[0] > self._logit_threshold, out.heads.object_score_logits[0, 0])

@@ -108,7 +108,7 @@ def _model_config(config: TrainConfig, resume_dir: Path | None) -> tuple[MPGSAM2
     # A resumed ablation keeps its switches (they are in its config.json) even without the flags.
     model_config = with_ablations(model_config, config.no_mask_prior, config.no_aggregator)
     if config.click_radius is not None:
-        model_config = model_config.with_click_radius(config.click_radius)
+        model_config = model_config.with_mask_prior(click_radius=config.click_radius)
     if config.motion_features is not None and config.motion_features != model_config.mask_prior.motion_features:
         if resume_dir is not None or init_state is not None:
             start = resume_dir if resume_dir is not None else config.init_from

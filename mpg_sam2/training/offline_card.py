@@ -74,6 +74,9 @@ class OfflineModelReport:
     # on), and segmenting a random object of those clips; by seed, then expression type.
     held_out: dict[int, dict[str, MeanScores]] | None = None
     held_out_chance: dict[int, dict[str, MeanScores]] | None = None
+    # The bundled weights on the test split with SAM 2's own masks (the default readout), when
+    # the bundle reads its masks out otherwise (recipe.READOUT).
+    test_own_masks: dict[str, MeanScores] | None = None
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -89,6 +92,9 @@ class OfflineModelReport:
             "test_random_object": scores_json(self.chance),
             "regression_set": {**recipe.REGRESSION_SET, **scores_json({"overall": self.regression})["overall"]},
         }
+        if self.test_own_masks is not None:
+            out["readout"] = recipe.READOUT
+            out["test_sam2_masks"] = scores_json(self.test_own_masks)
         if self.click_seconds is not None:
             out["click_stage"] = {**recipe.CLICK_STAGE, "steps": self.click_steps}
             out["click_seconds"] = round(self.click_seconds)
@@ -193,14 +199,38 @@ def _head_losses(stage: dict) -> str:
 
 def _architecture_lines() -> list[str]:
     """Where the bundle's architecture departs from the paper's (config fields the recipe turns on)."""
-    if not any(stage.get("motion_features") for stage in recipe.WARMUP_STAGES):
+    lines = []
+    if any(stage.get("motion_features") for stage in recipe.WARMUP_STAGES):
+        lines += [
+            "Not in the paper: its mask prior generator also reads patch motion, measured by soft correspondence",
+            "of each BEiT-3 patch with the neighbouring frames' and added to the patches before the space-time",
+            "layer (`mask_prior.motion_features` in its config.json, `mpg_sam2.model.patch_motion`; off for the",
+            "release presets, whose layout is the authors').",
+        ]
+    readout = recipe.READOUT
+    if any(readout.values()):
+        lines += [
+            f"Not in the paper{' either' if lines else ''}: its masks are read out as its config.json's `readout` section says",
+            "(chosen on the validation split; the output masks only, not SAM 2's memory; off for the release presets):",
+        ]
+    if readout.get("object_score_threshold"):
+        lines.append(f"- a frame's mask is empty unless SAM 2's object score exceeds {readout['object_score_threshold']:g} "
+                     "(SAM 2's own gate is 0);")
+    if readout.get("component_prior_ratio"):
+        lines += [
+            "- each frame's mask keeps only its connected parts whose mean mask prior is at least "
+            f"{readout['component_prior_ratio']:g} of the best part's,",
+            "  since its SAM 2 paints every object the prior lights (`mpg_sam2.pipeline.prior_components`).",
+        ]
+    return lines
+
+
+def _own_mask_lines(report: OfflineModelReport) -> list[str]:
+    if report.test_own_masks is None:
         return []
-    return [
-        "Not in the paper: its mask prior generator also reads patch motion, measured by soft correspondence",
-        "of each BEiT-3 patch with the neighbouring frames' and added to the patches before the space-time",
-        "layer (`mask_prior.motion_features` in its config.json, `mpg_sam2.model.patch_motion`; off for the",
-        "release presets, whose layout is the authors').",
-    ]
+    types = [t for t in ("overall", "appearance", "motion", "relation", "time") if t in report.test_own_masks]
+    return ["", "The same weights with SAM 2's own masks (the default `readout`), J&F: " + ", ".join(
+        f"{t} {report.test_own_masks[t].jf:.3f}" for t in types) + "."]
 
 
 def _click_stage_lines(report: OfflineModelReport) -> list[str]:
@@ -310,6 +340,7 @@ def model_card(report: OfflineModelReport, command: str) -> str:
         f"## Test split ({recipe.DATA['test']} clips, never seen in training)",
         "",
         format_table(report.test, "expression type"),
+        *_own_mask_lines(report),
         "",
         "For reference, segmenting a random object of each clip perfectly (no language understanding):",
         "",
@@ -353,4 +384,6 @@ def model_card(report: OfflineModelReport, command: str) -> str:
             "runs: its global context feeds the aggregator); without HGA the image embedding and mask tokens",
             "reach SAM 2's two-way transformer unchanged. The text reaches SAM 2 in every row as the sparse prompt.",
         ]
+        if any(recipe.READOUT.values()):
+            lines.append("The rows are scored on SAM 2's own masks (the default `readout`).")
     return "\n".join(lines) + "\n"

@@ -256,58 +256,73 @@ def _select_checkpoint(data: Path, run: Path, steps: int) -> tuple[int, dict[int
     return best, scores
 
 
-def _score(checkpoint: Path, data: Path, name: str, split: str = "test") -> dict[str, MeanScores]:
+def _score(checkpoint: Path, data: Path, name: str, split: str = "test", bundled: bool = False) -> dict[str, MeanScores]:
     """Scores by expression type, kept in ``checkpoint/scores_<name>.json`` (a checkpoint never
-    changes, so a rerun reads them back instead of segmenting the split again)."""
+    changes, so a rerun reads them back instead of segmenting the split again). ``bundled``:
+    the checkpoint as the bundle uses it (:func:`_bundled_model`)."""
     from mpg_sam2.data.synthetic.reader import read_expression_types
     from mpg_sam2.evaluation.expression_scores import summarize_by_group
 
-    cache = checkpoint / f"scores_{name}.json"
+    cache = checkpoint / f"scores_{name}{_bundled_suffix() if bundled else ''}.json"
     if cache.is_file():
         rows = json.loads(cache.read_text(encoding="utf-8"))
         return {k: MeanScores(v["J"], v["F"], v["J&F"], v["expressions"]) for k, v in rows.items()}
-    rows = summarize_by_group(_expression_scores(checkpoint, data, name, split), read_expression_types(data, split))
+    rows = summarize_by_group(_expression_scores(checkpoint, data, name, split, bundled), read_expression_types(data, split))
     cache.write_text(json.dumps(scores_json(rows), indent=1) + "\n", encoding="utf-8")
     return rows
 
 
-def _expression_scores(checkpoint: Path, data: Path, name: str, split: str = "test") -> list[ExpressionScore]:
+def _expression_scores(checkpoint: Path, data: Path, name: str, split: str = "test", bundled: bool = False) -> list[ExpressionScore]:
     """J and F of every expression of ``split``, kept in ``checkpoint/expressions_<name>.json``
     like :func:`_score`."""
     from mpg_sam2.checkpoint.pretrained import load_pretrained
     from mpg_sam2.evaluation.synthetic_report import evaluate_synthetic
 
-    cache = checkpoint / f"expressions_{name}.json"
+    cache = checkpoint / f"expressions_{name}{_bundled_suffix() if bundled else ''}.json"
     if cache.is_file():
         return [ExpressionScore(**record) for record in json.loads(cache.read_text(encoding="utf-8"))]
-    pretrained = load_pretrained(checkpoint)
-    scores = evaluate_synthetic(pretrained.model, pretrained.tokenizer, data, split).expressions
+    if bundled:
+        model, tokenizer = _bundled_model(checkpoint)
+    else:
+        pretrained = load_pretrained(checkpoint)
+        model, tokenizer = pretrained.model, pretrained.tokenizer
+    scores = evaluate_synthetic(model, tokenizer, data, split).expressions
     cache.write_text(json.dumps([dataclasses.asdict(s) for s in scores], indent=1) + "\n", encoding="utf-8")
     return scores
 
 
-def _load_with_click_radius(checkpoint: Path) -> tuple[MPGSAM2, ReferringTokenizer]:
-    """The checkpoint's model (eval mode) and tokenizer, its clicks painting the prior at
-    recipe.CLICK_RADIUS (the weights are the checkpoint's)."""
+def _bundled_suffix() -> str:
+    """What the cache names of a bundled model's scores add: its readout, which changes the
+    masks (the click radius changes only clicked frames, and the click scores name it)."""
+    readout = recipe.READOUT
+    return (f"_s{readout['object_score_threshold']:g}_c{readout['component_prior_ratio']:g}"
+            if any(readout.values()) else "")
+
+
+def _bundled_model(checkpoint: Path) -> tuple[MPGSAM2, ReferringTokenizer]:
+    """The checkpoint's model (eval mode) and tokenizer as the bundle ships them: its clicks
+    paint the prior at recipe.CLICK_RADIUS and its masks are read out as recipe.READOUT says;
+    the weights are the checkpoint's."""
     from mpg_sam2.checkpoint.pretrained import load_pretrained
     from mpg_sam2.model.mpg_sam2 import MPGSAM2
 
     pretrained = load_pretrained(checkpoint)
-    model = MPGSAM2(pretrained.model.config.with_click_radius(recipe.CLICK_RADIUS))
+    config = pretrained.model.config.with_mask_prior(click_radius=recipe.CLICK_RADIUS).with_readout(**recipe.READOUT)
+    model = MPGSAM2(config)
     model.load_state_dict(pretrained.model.state_dict())
     return model.eval(), pretrained.tokenizer
 
 
 def _score_clicks(checkpoint: Path, data: Path) -> ClickScores:
-    """The simulated-click protocol on the test split, clicks painting the prior at
-    recipe.CLICK_RADIUS: scores by expression type after each number of clicks and the gains
-    over none, kept in ``checkpoint/scores_test_clicks_r<radius>.json`` like :func:`_score`."""
+    """The simulated-click protocol on the test split with the bundle's settings
+    (:func:`_bundled_model`): scores by expression type after each number of clicks and the
+    gains over none, kept in ``checkpoint/scores_test_clicks_r<radius>.json`` like :func:`_score`."""
     from mpg_sam2.evaluation.synthetic_report import evaluate_synthetic
 
-    cache = checkpoint / f"scores_test_clicks_r{recipe.CLICK_RADIUS:g}.json"
+    cache = checkpoint / f"scores_test_clicks_r{recipe.CLICK_RADIUS:g}{_bundled_suffix()}.json"
     if cache.is_file():
         return ClickScores.from_json(json.loads(cache.read_text(encoding="utf-8")))
-    model, tokenizer = _load_with_click_radius(checkpoint)
+    model, tokenizer = _bundled_model(checkpoint)
     report = evaluate_synthetic(model, tokenizer, data, "test", clicks=recipe.EVALUATION_CLICKS)
     scores = ClickScores(dict(enumerate(report.after_clicks)), report.gains)
     cache.write_text(json.dumps(scores.to_json(), indent=1) + "\n", encoding="utf-8")
@@ -355,25 +370,27 @@ def build_offline_model(
         ablations = summarize_ablation(scores, read_expression_types(data, "test"), baseline="abl_baseline")
 
     print(f"scoring the selected checkpoint (step {selected}) on the test split", flush=True)
-    test = _score(final, data, "test")
-    regression = _score(final, regression_dataset(work / "regression"), "regression")["overall"]
+    test = _score(final, data, "test", bundled=True)
+    own_masks = _score(final, data, "test") if any(recipe.READOUT.values()) else None
+    regression = _score(final, regression_dataset(work / "regression"), "regression", bundled=True)["overall"]
     held_out, held_out_chance = {}, {}
     for seed in recipe.HELD_OUT["seeds"]:
         print(f"scoring the bundled checkpoint on the test split of seed {seed}", flush=True)
         clips = _test_split(work / f"held_out-seed{seed}", seed, recipe.HELD_OUT["test"])
-        held_out[seed], held_out_chance[seed] = _score(final, clips, f"held_out_seed{seed}"), chance_level(clips)
+        held_out[seed], held_out_chance[seed] = _score(final, clips, f"held_out_seed{seed}", bundled=True), chance_level(clips)
     warmup_seconds = sum(_logged_seconds(stage) for stage in _stage_folders(work / "prior_warmup"))
     report = OfflineModelReport(steps, selected, validation, warmup_seconds, _logged_seconds(work / "main", steps),
                                 test, chance_level(data), regression, ablation_steps, ablations,
-                                clicks=_score_clicks(final, data), held_out=held_out, held_out_chance=held_out_chance)
+                                clicks=_score_clicks(final, data), held_out=held_out, held_out_chance=held_out_chance,
+                                test_own_masks=own_masks)
     if click_steps:
         report = dataclasses.replace(
             report, click_steps=click_steps, click_seconds=_logged_seconds(work / "clicks", click_steps),
-            click_validation=_logged_validation(work / "clicks"), before_clicks_test=_score(before_clicks, data, "test"),
+            click_validation=_logged_validation(work / "clicks"), before_clicks_test=_score(before_clicks, data, "test", bundled=True),
             clicks_before_tuning=_score_clicks(before_clicks, data),
         )
 
-    model, tokenizer = _load_with_click_radius(final)
+    model, tokenizer = _bundled_model(final)
     save_pretrained(model, out, tokenizer, overwrite=True)
     (out / EVALUATION_FILE).write_text(json.dumps(report.to_json(), indent=1) + "\n", encoding="utf-8")
     (out / "README.md").write_text(model_card(report, command), encoding="utf-8")

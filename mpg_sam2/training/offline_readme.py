@@ -62,6 +62,22 @@ def _warm_up_parts(stage: dict[str, Any]) -> str:
     return text
 
 
+def _readout_sentence(evaluation: dict[str, Any]) -> list[str]:
+    """How the bundle reads its masks out, when not as SAM 2 gives them, and what that is worth."""
+    own = evaluation.get("test_sam2_masks")
+    if not own:
+        return []
+    readout = evaluation["readout"]
+    either = " either" if any(stage.get("motion_features") for stage in evaluation["warmup_stages"]) else ""
+    parts = []
+    if readout.get("object_score_threshold"):
+        parts.append(f"a frame's mask is empty unless SAM 2's object score exceeds {readout['object_score_threshold']:g}")
+    if readout.get("component_prior_ratio"):
+        parts.append("each frame's mask keeps only the parts its mask prior favours")
+    return [f"Not in the paper{either}, its masks are read out by its config.json's `readout`: "
+            + " and ".join(parts) + f"; with SAM 2's own masks the test J&F is {own['overall']['J&F']:.3f}."]
+
+
 def _summary(evaluation: dict[str, Any], bundle: Path) -> str:
     scores = read_grounding_scores(bundle)
     if scores is None:
@@ -84,6 +100,7 @@ def _summary(evaluation: dict[str, Any], bundle: Path) -> str:
         f"{_count(evaluation['steps'])} steps in which SAM 2 learns to follow that grounding while BEiT-3 and the mask "
         f"prior generator keep the warm-up's weights ({evaluation['training_seconds'] / 3600:.2f} h of step time on one "
         f"core, beside the ablation runs), step {_count(evaluation['selected_step'])} chosen on the validation split.",
+        *_readout_sentence(evaluation),
         f"Test split J&F {test['overall']['J&F']:.3f} against {chance['overall']['J&F']:.3f} for segmenting a random "
         f"object of the clip perfectly; per type: {', '.join(per_type)}.",
     ]
