@@ -26,9 +26,10 @@
    main run at that step (its seed; with a constant learning rate) and ``WORK/abl_main*``. All are scored at that step on the
    test split and summarised per row as the mean and spread over seeds and the paired bootstrap
    interval of the difference from the baseline (:mod:`mpg_sam2.training.ablation_table`);
-5. copies the final weights and tokenizer to ``--out`` and writes ``evaluation.json`` and a model
-   card (``README.md``) with the test-split J&F overall and per expression type next to the
-   random-object reference, the same on the test splits of further seeds
+5. copies the final weights and tokenizer to ``--out``, with the mask readout of
+   :data:`~mpg_sam2.training.offline_recipe.READOUT` in its config, and writes ``evaluation.json``
+   and a model card (``README.md``) with the test-split J&F of those masks overall and per
+   expression type (and of SAM 2's own masks) next to the random-object reference, the same on the test splits of further seeds
    (:data:`~mpg_sam2.training.offline_recipe.HELD_OUT`, in ``WORK/held_out-seed<n>``), the
    ablation table, and the J&F on a small regression set (other seed) that a regression test can
    regenerate and check (:mod:`mpg_sam2.training.offline_card`).
