@@ -114,13 +114,14 @@ class MaskReadoutConfig:
 
     # A frame's mask is empty unless SAM 2's object-score logit exceeds this. SAM 2's own gate is
     # 0 (and still decides what its memory holds); a model whose object score is poorly
-    # calibrated (the bundled one, on frames before an object appears or after it leaves) may
-    # need a higher bar.
+    # calibrated (the bundled one leaves a mask on many frames without the object) may need a
+    # higher bar.
     object_score_threshold: float = 0.0
     # Each frame's mask keeps only its connected components whose mean mask prior is at least
     # this share of the best component's (mpg_sam2.pipeline.prior_components): for a SAM 2 that
-    # paints every object its prior lights (the bundled model). Frames tracked again after a
-    # click keep every component (the click decides). 0: every component.
+    # paints every object its prior lights (the bundled model). On a clicked frame the parts are
+    # judged by the prior as the clicks painted it (mask_prior.click_radius), or all kept when
+    # the clicks do not paint it. 0: every component.
     component_prior_ratio: float = 0.0
 
     def __post_init__(self) -> None:
