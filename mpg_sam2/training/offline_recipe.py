@@ -50,11 +50,15 @@ HELD_OUT = {"seeds": (2, 3), "test": 60}
 # development split after 3,000 steps from 0.589 to 0.716 (+0.127 [+0.088, +0.165]); motion
 # expressions whose phrase is needed from 0.342 to 0.807; after this 6,000-step stage 0.781,
 # against 0.689 for the 8,000-step stage without them (+0.092 [+0.055, +0.129]), appearance 0.801
-# (0.829). 6,000 steps instead of 8,000 keep the whole build inside 3 hours.
+# (0.829). With the motion features, 8,000 steps instead of 6,000 lift the selected checkpoint's
+# validation J&F from 0.625 to 0.651 (0.649 to 0.670 read out as READOUT says); on the test split
+# +0.023 [+0.010, +0.035] on SAM 2's own masks, the same read out (0.660 and 0.659); held-out seeds
+# 2 / 3 read out 0.597 / 0.646 to 0.607 / 0.661. At 0.65 s a step on an idle machine the stage
+# takes about 90 minutes, which keeps the whole build inside 3 hours.
 WARMUP_STAGES: list[dict[str, Any]] = [{
     "dataset": "synthetic",
     "preset": "nano",
-    "steps": 6000,
+    "steps": 8000,
     "batch_size": 4,
     "frames": 2,
     "lr": 5e-4,
