@@ -48,7 +48,7 @@ HELD_OUT = {"seeds": (2, 3), "test": 60}
 # from frame-to-frame correspondence (motion_features, MaskPriorConfig; not in the paper) plus
 # that loss (weight 0.3: a head names the motion of the object under each patch) lifts the
 # development split after 3,000 steps from 0.589 to 0.716 (+0.127 [+0.088, +0.165]); motion
-# expressions whose phrase is needed from 0.342 to 0.807; after this 6,000-step stage 0.781,
+# expressions whose phrase is needed from 0.342 to 0.807; after a 6,000-step stage 0.781,
 # against 0.689 for the 8,000-step stage without them (+0.092 [+0.055, +0.129]), appearance 0.801
 # (0.829). With the motion features, 8,000 steps instead of 6,000 lift the selected checkpoint's
 # validation J&F from 0.625 to 0.651 (0.649 to 0.670 read out as READOUT says); on the test split
