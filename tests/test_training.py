@@ -308,6 +308,21 @@ def _log(out) -> dict[int, dict]:
     return {record["step"]: record for record in map(json.loads, lines)}
 
 
+def test_train_cli_offers_every_train_scope():
+    """The flag's choices are written out (the CLI loads no training code until it runs); they
+    must be the scopes the optimizer knows, "sam2" (the offline recipe's) included."""
+    import argparse
+    from mpg_sam2.training.cli import add_train_parser
+    from mpg_sam2.training.param_groups import TRAIN_SCOPES
+
+    parser = argparse.ArgumentParser()
+    add_train_parser(parser.add_subparsers())
+    for scope in TRAIN_SCOPES:
+        assert parser.parse_args(["train", "--data", ".", "--dataset", "synthetic", "--out", ".", "--train-scope", scope]).train_scope == scope
+    with pytest.raises(SystemExit):
+        parser.parse_args(["train", "--data", ".", "--dataset", "synthetic", "--out", ".", "--train-scope", "beit3"])
+
+
 def test_cli_trains_resumes_identically_and_writes_a_loadable_checkpoint(synthetic_root, tmp_path, capsys):
     from mpg_sam2.cli import main
     from mpg_sam2.data.synthetic import load_synthetic

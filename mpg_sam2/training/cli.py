@@ -86,7 +86,7 @@ def add_train_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser
     optim.add_argument("--click-radius", type=float,
                        help="clicks also paint disks of this radius (mask-prior cells) into their frame's prior "
                             "(MaskPriorConfig.click_radius; default: the starting model's, 0 for every preset)")
-    optim.add_argument("--train-scope", choices=["all", "decoder"],
+    optim.add_argument("--train-scope", choices=["all", "decoder", "sam2"],
                        help="decoder: only SAM 2's prompt encoder and mask decoder train (not the aggregator); "
                             "sam2: everything but BEiT-3 and the mask prior generator (keeps a warmed-up "
                             "grounding path); default: a resumed run's own, else all")
