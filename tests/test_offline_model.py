@@ -396,3 +396,20 @@ def test_the_main_run_is_the_full_row_only_with_a_constant_learning_rate(tmp_pat
     assert offline_model._ablation_run(tmp_path, "abl_hga", 0) == tmp_path / "abl_hga"
     monkeypatch.setattr(offline_recipe, "RECIPE", {**constant, "lr_schedule": "cosine"})
     assert offline_model._ablation_run(tmp_path, "main", 0) == tmp_path / "abl_main"
+
+
+def test_scorings_run_in_worker_processes_and_a_failing_one_stops_them(tmp_path, monkeypatch):
+    """The build's scorings go on in worker processes; a checkpoint that cannot be loaded (here:
+    no weights) raises in the build with its own error, no cache is written and no worker is left
+    running."""
+    import multiprocessing
+
+    monkeypatch.setattr(offline_recipe, "PARALLEL_RUNS", 2)
+    jobs = []
+    for name in ("ck-a", "ck-b", "ck-c"):
+        (tmp_path / name).mkdir()
+        jobs.append(offline_model._ScoreJob(tmp_path / name, tmp_path / "data", "test"))
+    with pytest.raises(FileNotFoundError, match="no weights in .*ck-"):
+        offline_model._score_all(jobs)
+    assert not multiprocessing.active_children()
+    assert not any(path.name.startswith(("expressions_", "scores_", ".expressions_")) for path in tmp_path.rglob("*"))

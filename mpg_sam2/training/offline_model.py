@@ -35,7 +35,8 @@
    regenerate and check (:mod:`mpg_sam2.training.offline_card`).
 
 Training runs go on :data:`~mpg_sam2.training.offline_recipe.PARALLEL_RUNS` at a time, one
-thread and one process each (the main run first, the ablation runs beside it). Every stage
+thread and one process each (the main run first, the ablation runs beside it); so do the
+scorings of a split, in as many worker processes. Every stage
 resumes: runs continue from their newest checkpoint, finished runs (and a finished warm-up)
 are not touched, so rerunning the command after an interruption (or to only rewrite the card)
 is cheap. A warm-up stage saves every :data:`WARMUP_SAVE_EVERY` steps and an interrupted one
@@ -51,6 +52,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from mpg_sam2.atomic import atomic_file
 from mpg_sam2.checkpoint.evaluation import EVALUATION_FILE
 from mpg_sam2.evaluation.aggregate import ExpressionScore, MeanScores
 from mpg_sam2.training import offline_recipe as recipe
@@ -247,12 +249,10 @@ def _select_checkpoint(data: Path, run: Path, steps: int) -> tuple[int, dict[int
     tie), and the validation J&F of every checkpoint of ``run`` up to ``steps``."""
     from mpg_sam2.training.checkpointing import checkpoint_dirs
 
-    scores = {}
-    for checkpoint in checkpoint_dirs(run):
-        step = _step(checkpoint)
-        if step <= steps:
-            print(f"scoring {run.name} step {step} on the validation split", flush=True)
-            scores[step] = _score(checkpoint, data, "valid", split="valid")["overall"].jf
+    checkpoints = [checkpoint for checkpoint in checkpoint_dirs(run) if _step(checkpoint) <= steps]
+    print(f"scoring {run.name} steps {', '.join(str(_step(c)) for c in checkpoints)} on the validation split", flush=True)
+    _score_all([_ScoreJob(checkpoint, data, "valid", split="valid") for checkpoint in checkpoints])
+    scores = {_step(checkpoint): _score(checkpoint, data, "valid", split="valid")["overall"].jf for checkpoint in checkpoints}
     best = max(scores.items(), key=lambda item: (item[1], -item[0]))[0]
     return best, scores
 
@@ -264,12 +264,12 @@ def _score(checkpoint: Path, data: Path, name: str, split: str = "test", bundled
     from mpg_sam2.data.synthetic.reader import read_expression_types
     from mpg_sam2.evaluation.expression_scores import summarize_by_group
 
-    cache = checkpoint / f"scores_{name}{_bundled_suffix() if bundled else ''}.json"
+    cache = _cache_file(checkpoint, "scores", name, bundled)
     if cache.is_file():
         rows = json.loads(cache.read_text(encoding="utf-8"))
         return {k: MeanScores(v["J"], v["F"], v["J&F"], v["expressions"]) for k, v in rows.items()}
     rows = summarize_by_group(_expression_scores(checkpoint, data, name, split, bundled), read_expression_types(data, split))
-    cache.write_text(json.dumps(scores_json(rows), indent=1) + "\n", encoding="utf-8")
+    _write_cache(cache, scores_json(rows))
     return rows
 
 
@@ -279,7 +279,7 @@ def _expression_scores(checkpoint: Path, data: Path, name: str, split: str = "te
     from mpg_sam2.checkpoint.pretrained import load_pretrained
     from mpg_sam2.evaluation.synthetic_report import evaluate_synthetic
 
-    cache = checkpoint / f"expressions_{name}{_bundled_suffix() if bundled else ''}.json"
+    cache = _cache_file(checkpoint, "expressions", name, bundled)
     if cache.is_file():
         return [ExpressionScore(**record) for record in json.loads(cache.read_text(encoding="utf-8"))]
     if bundled:
@@ -288,8 +288,81 @@ def _expression_scores(checkpoint: Path, data: Path, name: str, split: str = "te
         pretrained = load_pretrained(checkpoint)
         model, tokenizer = pretrained.model, pretrained.tokenizer
     scores = evaluate_synthetic(model, tokenizer, data, split).expressions
-    cache.write_text(json.dumps([dataclasses.asdict(s) for s in scores], indent=1) + "\n", encoding="utf-8")
+    _write_cache(cache, [dataclasses.asdict(s) for s in scores])
     return scores
+
+
+def _cache_file(checkpoint: Path, kind: str, name: str, bundled: bool) -> Path:
+    """Where ``checkpoint``'s ``kind`` ("scores" or "expressions") of split ``name`` are kept."""
+    return checkpoint / f"{kind}_{name}{_bundled_suffix() if bundled else ''}.json"
+
+
+def _clicks_cache_file(checkpoint: Path) -> Path:
+    return checkpoint / f"scores_test_clicks_r{recipe.CLICK_RADIUS:g}{_bundled_suffix()}.json"
+
+
+def _write_cache(cache: Path, record: object) -> None:
+    """Whole or not at all: a build killed while writing must not leave a cache a rerun trusts."""
+    with atomic_file(cache) as tmp:
+        tmp.write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
+
+
+@dataclasses.dataclass(frozen=True)
+class _ScoreJob:
+    """One scoring of a checkpoint that :func:`_score_all` can run in a worker process: the
+    expression scores of a split (:func:`_expression_scores`) or, with ``clicks``, the
+    simulated-click protocol on the test split (:func:`_score_clicks`)."""
+
+    checkpoint: Path
+    data: Path
+    name: str  # the split's name in the cache files
+    split: str = "test"
+    bundled: bool = False
+    clicks: bool = False
+
+    def cache(self) -> Path:
+        return _clicks_cache_file(self.checkpoint) if self.clicks else _cache_file(self.checkpoint, "expressions", self.name, self.bundled)
+
+    def run(self) -> None:
+        if self.clicks:
+            _score_clicks(self.checkpoint, self.data)
+        else:
+            _expression_scores(self.checkpoint, self.data, self.name, self.split, self.bundled)
+
+
+def _score_all(jobs: list[_ScoreJob]) -> None:
+    """Fill the caches of ``jobs`` that are not filled yet, in recipe.PARALLEL_RUNS worker
+    processes of one thread each that take the jobs in the order given (so list the longest
+    first). Segmenting a split on one thread takes about as long as on two, so two workers
+    halve the build's scoring (about 23 minutes one after the other). The caller then reads
+    every score from its cache; a failing job stops the others and raises."""
+    from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
+
+    pending = [job for job in jobs if not job.cache().is_file()]
+    if len(pending) <= 1 or recipe.PARALLEL_RUNS <= 1:
+        for job in pending:
+            job.run()
+        return
+    import multiprocessing
+
+    # spawn, as for the training runs; the workers get this process's recipe (a test may change it).
+    recipe_values = {name: getattr(recipe, name) for name in recipe.__all__}
+    with ProcessPoolExecutor(min(recipe.PARALLEL_RUNS, len(pending)), mp_context=multiprocessing.get_context("spawn"),
+                             initializer=_start_scoring_worker, initargs=(recipe_values,)) as pool:
+        futures = [pool.submit(job.run) for job in pending]
+        done, _ = wait(futures, return_when=FIRST_EXCEPTION)
+        for future in done:
+            if future.exception() is not None:
+                pool.shutdown(cancel_futures=True)
+                raise future.exception()
+
+
+def _start_scoring_worker(recipe_values: dict) -> None:
+    import torch
+
+    for name, value in recipe_values.items():
+        setattr(recipe, name, value)
+    torch.set_num_threads(1)
 
 
 def _bundled_suffix() -> str:
@@ -320,13 +393,13 @@ def _score_clicks(checkpoint: Path, data: Path) -> ClickScores:
     gains over none, kept in ``checkpoint/scores_test_clicks_r<radius>.json`` like :func:`_score`."""
     from mpg_sam2.evaluation.synthetic_report import evaluate_synthetic
 
-    cache = checkpoint / f"scores_test_clicks_r{recipe.CLICK_RADIUS:g}{_bundled_suffix()}.json"
+    cache = _clicks_cache_file(checkpoint)
     if cache.is_file():
         return ClickScores.from_json(json.loads(cache.read_text(encoding="utf-8")))
     model, tokenizer = _bundled_model(checkpoint)
     report = evaluate_synthetic(model, tokenizer, data, "test", clicks=recipe.EVALUATION_CLICKS)
     scores = ClickScores(dict(enumerate(report.after_clicks)), report.gains)
-    cache.write_text(json.dumps(scores.to_json(), indent=1) + "\n", encoding="utf-8")
+    _write_cache(cache, scores.to_json())
     return scores
 
 
@@ -359,26 +432,32 @@ def build_offline_model(
     final = before_clicks = work / "main" / checkpoint_name(selected)
     if click_steps:
         final = _train(data, work / "clicks", click_steps, False, False, before_clicks, settings=recipe.CLICK_STAGE)
+    regression_clips = regression_dataset(work / "regression")
+    held_out_clips = {seed: _test_split(work / f"held_out-seed{seed}", seed, recipe.HELD_OUT["test"]) for seed in recipe.HELD_OUT["seeds"]}
+    ablation_checkpoints = {name: {seed: _ablation_run(work, name, seed) / checkpoint_name(ablation_steps) for seed in recipe.ABLATION_SEEDS}
+                            for name in recipe.ABLATIONS} if ablation_steps is not None else {}
+    # Every scoring at once, the slowest first (the clicks segment the split four times).
+    jobs = [_ScoreJob(final, data, "test", clicks=True), _ScoreJob(final, data, "test", bundled=True)]
+    jobs += [_ScoreJob(before_clicks, data, "test", clicks=True), _ScoreJob(before_clicks, data, "test", bundled=True)] if click_steps else []
+    jobs += [_ScoreJob(final, clips, f"held_out_seed{seed}", bundled=True) for seed, clips in held_out_clips.items()]
+    jobs += [_ScoreJob(final, data, "test")] if any(recipe.READOUT.values()) else []
+    jobs += [_ScoreJob(checkpoint, data, "test") for row in ablation_checkpoints.values() for checkpoint in row.values()]
+    jobs += [_ScoreJob(final, regression_clips, "regression", bundled=True)]
+    print(f"scoring the selected checkpoint (step {selected}) on the test splits and the ablation runs at step {ablation_steps}",
+          flush=True)
+    _score_all(jobs)
     if ablation_steps is not None:
         from mpg_sam2.data.synthetic.reader import read_expression_types
         from mpg_sam2.training.ablation_table import summarize_ablation
 
-        scores = {}
-        for name in recipe.ABLATIONS:
-            print(f"scoring {name} at step {ablation_steps} on the test split, seeds {recipe.ABLATION_SEEDS}", flush=True)
-            scores[name] = {seed: _expression_scores(_ablation_run(work, name, seed) / checkpoint_name(ablation_steps), data, "test")
-                            for seed in recipe.ABLATION_SEEDS}
+        scores = {name: {seed: _expression_scores(checkpoint, data, "test") for seed, checkpoint in row.items()}
+                  for name, row in ablation_checkpoints.items()}
         ablations = summarize_ablation(scores, read_expression_types(data, "test"), baseline="abl_baseline")
-
-    print(f"scoring the selected checkpoint (step {selected}) on the test split", flush=True)
     test = _score(final, data, "test", bundled=True)
     own_masks = _score(final, data, "test") if any(recipe.READOUT.values()) else None
-    regression = _score(final, regression_dataset(work / "regression"), "regression", bundled=True)["overall"]
-    held_out, held_out_chance = {}, {}
-    for seed in recipe.HELD_OUT["seeds"]:
-        print(f"scoring the bundled checkpoint on the test split of seed {seed}", flush=True)
-        clips = _test_split(work / f"held_out-seed{seed}", seed, recipe.HELD_OUT["test"])
-        held_out[seed], held_out_chance[seed] = _score(final, clips, f"held_out_seed{seed}", bundled=True), chance_level(clips)
+    regression = _score(final, regression_clips, "regression", bundled=True)["overall"]
+    held_out = {seed: _score(final, clips, f"held_out_seed{seed}", bundled=True) for seed, clips in held_out_clips.items()}
+    held_out_chance = {seed: chance_level(clips) for seed, clips in held_out_clips.items()}
     warmup_seconds = sum(_logged_seconds(stage) for stage in _stage_folders(work / "prior_warmup"))
     report = OfflineModelReport(steps, selected, validation, warmup_seconds, _logged_seconds(work / "main", steps),
                                 test, chance_level(data), regression, ablation_steps, ablations,

@@ -170,6 +170,6 @@ ABLATIONS = {
 # Each ablation row is trained once per seed (RECIPE's seed replaced), all from the same warm-up
 # checkpoint; seed 0 of the full model's row is the main run itself.
 ABLATION_SEEDS = (0, 1, 2)
-# Training runs that go on at once, one thread each (the main run beside the ablation runs):
-# this machine has 2 cores.
+# Training runs that go on at once, one thread each (the main run beside the ablation runs),
+# and worker processes that score checkpoints at once: this machine has 2 cores.
 PARALLEL_RUNS = 2
