@@ -85,6 +85,12 @@ def test_clips_carry_their_object_labels_on_the_prior_grid(synthetic_root, tmp_p
     # Drawing labels changes nothing else of the draw.
     plain = ClipDataset(entries, tokenizer, 64, 32, num_frames=2, augment=AugmentConfig.none())[(0, 0)]
     assert plain.object_labels is None and torch.equal(plain.beit_pixels, clip.beit_pixels)
+    # "span" draws the video's first and last frame (and its labels with them).
+    spanning = ClipDataset(entries, tokenizer, 64, 32, num_frames=2, augment=AugmentConfig.none(), label_grid=4,
+                           frame_sampling="span")[(0, 0)]
+    assert spanning.frame_indices == (0, entry.num_frames - 1) and spanning.object_labels.shape[0] == 2
+    with pytest.raises(ValueError, match="frame_sampling must be one of"):
+        ClipDataset(entries, tokenizer, 64, 32, num_frames=2, frame_sampling="every")
     bare = [e.__class__(e.key, e.text, e.frame_paths, masks=e.masks) for e in entries]
     with pytest.raises(ValueError, match="written again with python -m mpg_sam2.data.synthetic"):
         ClipDataset(bare, tokenizer, 64, 32, num_frames=2, label_grid=4)

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from mpg_sam2.config import get_preset
 from mpg_sam2.model.mpg_sam2 import MPGSAM2
 from mpg_sam2.training.augment import AugmentConfig, augment_clip, encoder_views, swap_left_right
-from mpg_sam2.training.datasets import TrainingClip, sample_frame_indices
+from mpg_sam2.training.datasets import TrainingClip, sample_frame_indices, sample_spanning_indices
 from mpg_sam2.training.forward import TrainingForward
 from mpg_sam2.training.losses import ClipPrediction, LossWeights, referring_loss, similarity_loss
 from mpg_sam2.training.train_config import TrainConfig
@@ -268,6 +268,39 @@ def test_frame_sampling_is_ordered_and_in_range():
         indices = sample_frame_indices(available, 5, rng)
         assert len(indices) == min(5, available)
         assert indices == sorted(set(indices)) and 0 <= indices[0] and indices[-1] < available
+
+
+def test_spanning_frames_start_at_the_first_frame_end_at_the_last_and_vary_between():
+    rng = np.random.default_rng(0)
+    for available in (1, 2, 3, 8, 50):
+        for asked in (1, 2, 4, 8):
+            indices = sample_spanning_indices(available, asked, rng)
+            assert len(indices) == min(asked, available) and indices == sorted(set(indices))
+            assert 0 <= indices[0] and indices[-1] < available
+            if min(asked, available) >= 2:
+                assert indices[0] == 0 and indices[-1] == available - 1
+    # The frames between vary from draw to draw and cover every inner frame.
+    draws = {tuple(sample_spanning_indices(8, 4, np.random.default_rng(seed))) for seed in range(200)}
+    assert len(draws) == 15 and {i for d in draws for i in d[1:-1]} == set(range(1, 7))
+    # A window of 4 of 8 frames misses the first or the last frame in most draws.
+    windows = [sample_frame_indices(8, 4, np.random.default_rng(seed)) for seed in range(200)]
+    assert sum(w[0] == 0 and w[-1] == 7 for w in windows) < 100
+
+
+def test_frame_sampling_is_a_training_setting_with_a_flag():
+    import argparse
+    from mpg_sam2.training.cli import add_train_parser
+    from mpg_sam2.training.datasets import FRAME_SAMPLINGS
+
+    parser = argparse.ArgumentParser()
+    add_train_parser(parser.add_subparsers())
+    common = ["train", "--data", ".", "--dataset", "synthetic", "--out", "."]
+    assert parser.parse_args(common).frame_sampling == "window" == TrainConfig(data=".", out=".").frame_sampling
+    for sampling in FRAME_SAMPLINGS:
+        assert parser.parse_args([*common, "--frame-sampling", sampling]).frame_sampling == sampling
+        assert TrainConfig(data=".", out=".", frame_sampling=sampling).to_json()["frame_sampling"] == sampling
+    with pytest.raises(ValueError, match="--frame-sampling must be one of"):
+        TrainConfig(data=".", out=".", frame_sampling="random")
 
 
 # ------------------------------------------------------------------------------------------------

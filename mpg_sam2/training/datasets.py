@@ -4,7 +4,8 @@ RefCOCO/+/g images as one-frame pseudo-videos (the paper's pre-training).
 Data flow of one draw::
 
     ClipEntry (frames on disk, target masks, caption)
-      -> T sorted frame indices (random stride) -> augment_clip (crop, flip + left/right, jitter)
+      -> T sorted frame indices (frame_sampling: one random stride, or spanning the video)
+      -> augment_clip (crop, flip + left/right, jitter)
       -> SAM 2 view [T,3,S,S], BEiT-3 view [T,3,B,B], targets [T,S,S], tokenised caption
       (and, with ``label_grid``, the object id under each cell of a g x g grid [T,g,g] with the
       objects' attributes: the prior warm-up's attribute loss, synthetic data only)
@@ -31,6 +32,7 @@ from mpg_sam2.training.augment import AugmentConfig, augment_clip, encoder_views
 
 __all__ = [
     "DATASETS",
+    "FRAME_SAMPLINGS",
     "ClipDataset",
     "ClipEntry",
     "ClipGroups",
@@ -119,6 +121,26 @@ def sample_frame_indices(num_available: int, num_frames: int, rng: np.random.Gen
     return [start + k * stride for k in range(count)]
 
 
+def sample_spanning_indices(num_available: int, num_frames: int, rng: np.random.Generator) -> list[int]:
+    """``min(num_frames, num_available)`` increasing indices that start at the video's first frame
+    and end at its last, the others drawn at random between them (one random frame when only one
+    is asked for). A caption's time and motion facts hold for the whole video ("appears later",
+    "leaves the frame"); a window that misses the first or the last frame can contradict them."""
+    if num_available < 1:
+        raise ValueError("cannot draw frames from a video with 0 frames")
+    count = min(num_frames, num_available)
+    if count == 1:
+        return [int(rng.integers(0, num_available))]
+    inner = rng.choice(np.arange(1, num_available - 1), size=count - 2, replace=False) if count > 2 else []
+    return [0, *sorted(int(i) for i in inner), num_available - 1]
+
+
+# How a clip's frames are drawn from its video: "window", one random stride and start
+# (sample_frame_indices, the authors' kind of sampling); "span", the first and last frame and
+# random ones between (sample_spanning_indices; not in the paper).
+FRAME_SAMPLINGS = ("window", "span")
+
+
 def entries_from_videos(dataset: ReferringDataset) -> list[ClipEntry]:
     """Every expression of a dataset split that carries target masks."""
     entries = [
@@ -178,7 +200,8 @@ class ClipDataset(torch.utils.data.Dataset):
         augment: augmentation settings.
         seed: base seed of every draw.
         max_tokens: captions are cut to this many tokens (``</s>`` kept).
-        max_stride: largest gap between sampled frames.
+        max_stride: largest gap between sampled frames ("window" sampling).
+        frame_sampling: one of :data:`FRAME_SAMPLINGS`.
         label_grid: also give each clip its object labels on a ``label_grid`` x ``label_grid``
             grid (``TrainingClip.object_labels``); every entry needs ``objects`` and palette masks.
     """
@@ -195,9 +218,12 @@ class ClipDataset(torch.utils.data.Dataset):
         max_tokens: int = TRAIN_MAX_TOKENS,
         max_stride: int = 3,
         label_grid: int | None = None,
+        frame_sampling: str = "window",
     ) -> None:
         if num_frames < 1:
             raise ValueError(f"num_frames must be at least 1, got {num_frames}")
+        if frame_sampling not in FRAME_SAMPLINGS:
+            raise ValueError(f"frame_sampling must be one of {FRAME_SAMPLINGS}, got {frame_sampling!r}")
         if label_grid is not None and any(e.objects is None for e in entries):
             raise ValueError("object labels need the attributes of every entry's objects, which only the synthetic "
                              "benchmark records (its meta_expressions.json 'objects'); a synthetic dataset written "
@@ -211,6 +237,7 @@ class ClipDataset(torch.utils.data.Dataset):
         self.max_tokens = max_tokens
         self.max_stride = max_stride
         self.label_grid = label_grid
+        self.frame_sampling = frame_sampling
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -219,7 +246,10 @@ class ClipDataset(torch.utils.data.Dataset):
         index, draw = key if isinstance(key, tuple) else (key, key)
         entry = self.entries[index]
         rng = np.random.default_rng([self.seed, draw])
-        indices = sample_frame_indices(entry.num_frames, self.num_frames, rng, self.max_stride)
+        if self.frame_sampling == "span":
+            indices = sample_spanning_indices(entry.num_frames, self.num_frames, rng)
+        else:
+            indices = sample_frame_indices(entry.num_frames, self.num_frames, rng, self.max_stride)
         frames = np.stack([read_frame(entry.frame_paths[i]) for i in indices])
         masks = np.stack([entry.load_mask(i) for i in indices])
         if masks.shape != frames.shape[:3]:

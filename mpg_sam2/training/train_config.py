@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from mpg_sam2.config import MPGSAM2Config
-from mpg_sam2.training.datasets import DATASETS
+from mpg_sam2.training.datasets import DATASETS, FRAME_SAMPLINGS
 from mpg_sam2.training.lr_schedule import LR_SCHEDULES
 from mpg_sam2.training.param_groups import STAGE_LEARNING_RATES, TRAIN_SCOPES
 
@@ -67,6 +67,9 @@ class TrainConfig:
     # resumed run's own, else "all".
     train_scope: str | None = None
     augment: bool = True
+    # How a clip's frames are drawn from its video (datasets.FRAME_SAMPLINGS): "window" (one
+    # random stride and start, the authors' kind) or "span" (first and last frame always).
+    frame_sampling: str = "window"
     resume: Path | None = None
     init_from: Path | None = None  # model weights of a checkpoint directory (e.g. pre-training)
     # "default": every module's own initialisation; "small": a random start's BEiT-3 embeddings
@@ -120,6 +123,8 @@ class TrainConfig:
             raise ValueError("--train-scope decoder trains only the prompt encoder and mask decoder; drop --train-image-encoder")
         if self.click_radius and self.no_mask_prior:
             raise ValueError("--click-radius paints the mask prior, which --no-mask-prior does not feed to SAM 2; drop one")
+        if self.frame_sampling not in FRAME_SAMPLINGS:
+            raise ValueError(f"--frame-sampling must be one of {FRAME_SAMPLINGS}, got {self.frame_sampling!r}")
         if self.precision not in ("auto", "fp32", "bf16"):
             raise ValueError(f"--precision must be auto, fp32 or bf16, got {self.precision!r}")
 

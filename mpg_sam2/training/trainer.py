@@ -129,6 +129,7 @@ class Trainer:
             entries, self.tokenizer, model_config.sam2.image_size, model_config.beit3.image_size, config.frames,
             augment=AugmentConfig() if config.augment else AugmentConfig.none(), seed=config.seed,
             max_tokens=min(512, model_config.beit3.max_text_tokens), label_grid=self.objective.label_grid(model_config),
+            frame_sampling=config.frame_sampling,
         )
         self.dataset = ClipGroups(clips, self.objective.groups(entries))
         self.num_entries = len(entries)
