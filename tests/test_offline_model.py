@@ -37,6 +37,8 @@ def toy_scale(monkeypatch):
     stage = {**offline_recipe.WARMUP_STAGES[0], "steps": 2, "batch_size": 1, "val_every": 0, "warmup_steps": 0}
     monkeypatch.setattr(offline_recipe, "WARMUP_STAGES", [stage, {**stage, "steps": 1, "seed": 1}])
     monkeypatch.setattr(offline_recipe, "ABLATION_SEEDS", (0, 1))
+    monkeypatch.setattr(offline_recipe, "READOUT_CHOICES", ({"object_score_threshold": 2.0, "component_prior_ratio": 0.8},
+                                                            {"object_score_threshold": 1.0, "component_prior_ratio": 0.9}))
 
 
 def test_offline_model_end_to_end_at_toy_scale(toy_scale, tmp_path, monkeypatch):
@@ -51,9 +53,14 @@ def test_offline_model_end_to_end_at_toy_scale(toy_scale, tmp_path, monkeypatch)
     assert loaded.tokenizer is not None and ablation_name(loaded.model.config) == "MPG+HGA"
     # The bundle's clicks paint its prior (its decoder never learned points).
     assert loaded.model.config.mask_prior.click_radius == offline_recipe.CLICK_RADIUS > 0
-    # Its masks are read out as the recipe says; the card's test numbers are those masks', and it
-    # also states SAM 2's own masks (the default readout), scored and cached apart.
-    readout = offline_recipe.READOUT
+    # Its masks are read out as the best of the recipe's readouts on the validation split says;
+    # the card's test numbers are those masks', and it also states SAM 2's own masks (the
+    # default readout), scored and cached apart.
+    evaluation = json.loads((out / "evaluation.json").read_text())
+    readout = evaluation["readout"]
+    choices = evaluation["readout_validation"]
+    assert [{k: c[k] for k in readout} for c in choices] == list(offline_recipe.READOUT_CHOICES)
+    assert readout == {k: max(choices, key=lambda c: c["J&F"])[k] for k in readout} and readout == report.readout
     assert dataclasses.asdict(loaded.model.config.readout) == readout and all(readout.values())
     final, suffix = tmp_path / "work" / "clicks" / "step-000001", "_s{object_score_threshold:g}_c{component_prior_ratio:g}".format(**readout)
     assert {"expressions_test.json", f"expressions_test{suffix}.json", f"expressions_regression{suffix}.json",
@@ -82,7 +89,6 @@ def test_offline_model_end_to_end_at_toy_scale(toy_scale, tmp_path, monkeypatch)
     assert set(report.ablations) == set(offline_recipe.ABLATIONS)
     assert all(set(row.seeds) == {0, 1} for row in report.ablations.values())
 
-    evaluation = json.loads((out / "evaluation.json").read_text())
     card = (out / "README.md").read_text()
     # The click fine-tuning starts from the main run's checkpoint with the best validation J&F
     # (the card says which), and its last checkpoint is the bundle.
@@ -115,7 +121,7 @@ def test_offline_model_end_to_end_at_toy_scale(toy_scale, tmp_path, monkeypatch)
     for name, row in evaluation["test"].items():
         assert f"| {name} | {row['expressions']} | {row['J']:.3f} | {row['F']:.3f} | {row['J&F']:.3f} |" in card
     assert "`CMD`" in card and f"J&F {report.regression.jf:.3f}" in card
-    assert evaluation["readout"] == readout and "`readout` section" in card
+    assert "`readout` section" in card and f"best of {len(choices)} on the validation split, " in card
     own = evaluation["test_sam2_masks"]["overall"]["J&F"]
     assert own == report.test_own_masks["overall"].jf and f"SAM 2's own masks (the default `readout`), J&F: overall {own:.3f}" in card
     assert offline_card.verdict(report) in card
@@ -264,7 +270,7 @@ def test_bundle_is_small_loadable_and_the_full_model(evaluation):
     assert sum(p.numel() for p in pretrained.model.parameters()) < 6_000_000
     assert evaluation["data"] == offline_recipe.DATA and evaluation["recipe"] == offline_recipe.RECIPE
     assert evaluation["warmup_stages"] == offline_recipe.WARMUP_STAGES
-    assert dataclasses.asdict(pretrained.model.config.readout) == evaluation["readout"] == offline_recipe.READOUT
+    assert dataclasses.asdict(pretrained.model.config.readout) == evaluation["readout"] in offline_recipe.READOUT_CHOICES
 
 
 def test_model_card_states_the_evaluated_numbers(evaluation):
@@ -413,3 +419,16 @@ def test_scorings_run_in_worker_processes_and_a_failing_one_stops_them(tmp_path,
         offline_model._score_all(jobs)
     assert not multiprocessing.active_children()
     assert not any(path.name.startswith(("expressions_", "scores_", ".expressions_")) for path in tmp_path.rglob("*"))
+
+
+def test_the_readout_is_the_best_on_the_validation_split_and_the_first_listed_on_a_tie(tmp_path, monkeypatch):
+    from mpg_sam2.evaluation.aggregate import MeanScores
+
+    choices = tuple({"object_score_threshold": bar, "component_prior_ratio": 0.8} for bar in (0.0, 1.0, 2.0, 3.0))
+    validation = {0.0: 0.60, 1.0: 0.65, 2.0: 0.65, 3.0: 0.62}
+    monkeypatch.setattr(offline_recipe, "READOUT_CHOICES", choices)
+    monkeypatch.setattr(offline_model, "_score_all", lambda jobs: None)
+    monkeypatch.setattr(offline_model, "_score", lambda checkpoint, data, name, split, readout: {
+        "overall": MeanScores(0.0, 0.0, validation[readout["object_score_threshold"]], 10)})
+    readout, scores = offline_model._select_readout(tmp_path / "data", tmp_path / "step-000001")
+    assert readout == choices[1] and scores == [0.60, 0.65, 0.65, 0.62]

@@ -75,8 +75,12 @@ class OfflineModelReport:
     held_out: dict[int, dict[str, MeanScores]] | None = None
     held_out_chance: dict[int, dict[str, MeanScores]] | None = None
     # The bundled weights on the test split with SAM 2's own masks (the default readout), when
-    # the bundle reads its masks out otherwise (recipe.READOUT).
+    # the bundle reads its masks out otherwise (``readout``).
     test_own_masks: dict[str, MeanScores] | None = None
+    # The bundle's MaskReadoutConfig fields, chosen among recipe.READOUT_CHOICES on the validation
+    # split, and the validation J&F of each choice (in that order).
+    readout: dict[str, float] | None = None
+    readout_validation: list[float] | None = None
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -92,8 +96,11 @@ class OfflineModelReport:
             "test_random_object": scores_json(self.chance),
             "regression_set": {**recipe.REGRESSION_SET, **scores_json({"overall": self.regression})["overall"]},
         }
+        if self.readout is not None:
+            out["readout"] = self.readout
+        if self.readout_validation is not None:
+            out["readout_validation"] = [{**choice, "J&F": jf} for choice, jf in zip(recipe.READOUT_CHOICES, self.readout_validation)]
         if self.test_own_masks is not None:
-            out["readout"] = recipe.READOUT
             out["test_sam2_masks"] = scores_json(self.test_own_masks)
         if self.click_seconds is not None:
             out["click_stage"] = {**recipe.CLICK_STAGE, "steps": self.click_steps}
@@ -171,8 +178,11 @@ def _main_stage_lines(report: OfflineModelReport) -> list[str]:
         # Not the authors' terms: say why they are there.
         losses += (" plus " + " and ".join(extra) + ", which a model trained from scratch needs "
                    "(`mpg_sam2.training.losses.LossWeights`)")
+    clip = f"one {settings['frames']}-frame clip"
+    if settings.get("frame_sampling") == "span":
+        clip += " (the video's first and last frame and random ones between, `--frame-sampling span`)"
     return [
-        f"- then from the warm-up checkpoint: {report.steps} AdamW steps of one {settings['frames']}-frame clip, "
+        f"- then from the warm-up checkpoint: {report.steps} AdamW steps of {clip}, "
         f"{_rate(settings)} for every group;",
         f"  trained: {what};",
         f"  {losses}; seed {settings['seed']}, float32 on one CPU thread",
@@ -197,8 +207,9 @@ def _head_losses(stage: dict) -> str:
     return " plus " + "\n  and ".join(parts) if parts else " only"
 
 
-def _architecture_lines() -> list[str]:
-    """Where the bundle's architecture departs from the paper's (config fields the recipe turns on)."""
+def _architecture_lines(readout: dict[str, float] | None = None) -> list[str]:
+    """Where the bundle's architecture departs from the paper's (config fields the recipe turns
+    on, and the build's ``readout``)."""
     lines = []
     if any(stage.get("motion_features") for stage in recipe.WARMUP_STAGES):
         lines += [
@@ -207,7 +218,7 @@ def _architecture_lines() -> list[str]:
             "layer (`mask_prior.motion_features` in its config.json, `mpg_sam2.model.patch_motion`; off for the",
             "release presets, whose layout is the authors').",
         ]
-    readout = recipe.READOUT
+    readout = readout or {}
     if any(readout.values()):
         lines += [
             f"Not in the paper{' either' if lines else ''}: its masks are read out as its config.json's `readout` section says",
@@ -223,6 +234,17 @@ def _architecture_lines() -> list[str]:
             "  since its SAM 2 paints every object the prior lights (`mpg_sam2.pipeline.prior_components`).",
         ]
     return lines
+
+
+def _readout_choice_lines(report: OfflineModelReport) -> list[str]:
+    """Which mask readout the build chose on the validation split, against the others."""
+    if report.readout_validation is None or report.readout not in recipe.READOUT_CHOICES:
+        return []
+    chosen = list(recipe.READOUT_CHOICES).index(report.readout)
+    others = [f"{c['object_score_threshold']:g} / {c['component_prior_ratio']:g}: {jf:.3f}"
+              for c, jf in zip(recipe.READOUT_CHOICES, report.readout_validation)]
+    return [f"- the mask readout (object-score bar / share of the best part's prior; 0 / 0 is SAM 2's own masks) is the",
+            f"  best of {len(others)} on the validation split, {others[chosen]} (" + ", ".join(o for k, o in enumerate(others) if k != chosen) + ")"]
 
 
 def _own_mask_lines(report: OfflineModelReport) -> list[str]:
@@ -319,7 +341,7 @@ def model_card(report: OfflineModelReport, command: str) -> str:
         "aggregator) at the `nano` size (5.7 M parameters) trained from random weights on the package's",
         "synthetic clips of moving shapes. **It knows only that world** (shapes, colours, sizes, textures,",
         "simple motions, the benchmark's 38 words); on real videos its masks mean nothing.",
-        *_architecture_lines(),
+        *_architecture_lines(report.readout),
         "",
         verdict(report),
         "",
@@ -335,6 +357,7 @@ def model_card(report: OfflineModelReport, command: str) -> str:
         f"({recipe.DATA['val']} clips;",
         "  " + ", ".join(f"{step}: {jf:.3f}" for step, jf in report.validation.items()) + ")",
         *_click_stage_lines(report),
+        *_readout_choice_lines(report),
         f"- reproduce everything on this card: `{command}`",
         "",
         f"## Test split ({recipe.DATA['test']} clips, never seen in training)",
@@ -384,6 +407,6 @@ def model_card(report: OfflineModelReport, command: str) -> str:
             "runs: its global context feeds the aggregator); without HGA the image embedding and mask tokens",
             "reach SAM 2's two-way transformer unchanged. The text reaches SAM 2 in every row as the sparse prompt.",
         ]
-        if any(recipe.READOUT.values()):
+        if report.test_own_masks is not None:
             lines.append("The rows are scored on SAM 2's own masks (the default `readout`).")
     return "\n".join(lines) + "\n"

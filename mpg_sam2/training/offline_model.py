@@ -26,8 +26,9 @@
    main run at that step (its seed; with a constant learning rate) and ``WORK/abl_main*``. All are scored at that step on the
    test split and summarised per row as the mean and spread over seeds and the paired bootstrap
    interval of the difference from the baseline (:mod:`mpg_sam2.training.ablation_table`);
-5. copies the final weights and tokenizer to ``--out``, with the mask readout of
-   :data:`~mpg_sam2.training.offline_recipe.READOUT` in its config, and writes ``evaluation.json``
+5. chooses the mask readout among :data:`~mpg_sam2.training.offline_recipe.READOUT_CHOICES` on
+   the final checkpoint's validation J&F;
+6. copies the final weights and tokenizer to ``--out``, with that readout in its config, and writes ``evaluation.json``
    and a model card (``README.md``) with the test-split J&F of those masks overall and per
    expression type (and of SAM 2's own masks) next to the random-object reference, the same on the test splits of further seeds
    (:data:`~mpg_sam2.training.offline_recipe.HELD_OUT`, in ``WORK/held_out-seed<n>``), the
@@ -257,33 +258,46 @@ def _select_checkpoint(data: Path, run: Path, steps: int) -> tuple[int, dict[int
     return best, scores
 
 
-def _score(checkpoint: Path, data: Path, name: str, split: str = "test", bundled: bool = False) -> dict[str, MeanScores]:
+def _select_readout(data: Path, checkpoint: Path) -> tuple[dict[str, float], list[float]]:
+    """The readout of :data:`recipe.READOUT_CHOICES` whose masks of ``checkpoint`` score the
+    best J&F on the validation split (the first listed on a tie), and the J&F of each choice."""
+    choices = recipe.READOUT_CHOICES
+    print(f"scoring {len(choices)} mask readouts of {checkpoint} on the validation split", flush=True)
+    _score_all([_ScoreJob(checkpoint, data, "valid", split="valid", readout=readout) for readout in choices])
+    scores = [_score(checkpoint, data, "valid", split="valid", readout=readout)["overall"].jf for readout in choices]
+    best = max(range(len(choices)), key=lambda k: (scores[k], -k))
+    return dict(choices[best]), scores
+
+
+def _score(checkpoint: Path, data: Path, name: str, split: str = "test", readout: dict[str, float] | None = None) -> dict[str, MeanScores]:
     """Scores by expression type, kept in ``checkpoint/scores_<name>.json`` (a checkpoint never
-    changes, so a rerun reads them back instead of segmenting the split again). ``bundled``:
-    the checkpoint as the bundle uses it (:func:`_bundled_model`)."""
+    changes, so a rerun reads them back instead of segmenting the split again). ``readout``:
+    the checkpoint as the bundle uses it with that readout (:func:`_bundled_model`); None:
+    SAM 2's own masks."""
     from mpg_sam2.data.synthetic.reader import read_expression_types
     from mpg_sam2.evaluation.expression_scores import summarize_by_group
 
-    cache = _cache_file(checkpoint, "scores", name, bundled)
+    cache = _cache_file(checkpoint, "scores", name, readout)
     if cache.is_file():
         rows = json.loads(cache.read_text(encoding="utf-8"))
         return {k: MeanScores(v["J"], v["F"], v["J&F"], v["expressions"]) for k, v in rows.items()}
-    rows = summarize_by_group(_expression_scores(checkpoint, data, name, split, bundled), read_expression_types(data, split))
+    rows = summarize_by_group(_expression_scores(checkpoint, data, name, split, readout), read_expression_types(data, split))
     _write_cache(cache, scores_json(rows))
     return rows
 
 
-def _expression_scores(checkpoint: Path, data: Path, name: str, split: str = "test", bundled: bool = False) -> list[ExpressionScore]:
+def _expression_scores(checkpoint: Path, data: Path, name: str, split: str = "test",
+                       readout: dict[str, float] | None = None) -> list[ExpressionScore]:
     """J and F of every expression of ``split``, kept in ``checkpoint/expressions_<name>.json``
     like :func:`_score`."""
     from mpg_sam2.checkpoint.pretrained import load_pretrained
     from mpg_sam2.evaluation.synthetic_report import evaluate_synthetic
 
-    cache = _cache_file(checkpoint, "expressions", name, bundled)
+    cache = _cache_file(checkpoint, "expressions", name, readout)
     if cache.is_file():
         return [ExpressionScore(**record) for record in json.loads(cache.read_text(encoding="utf-8"))]
-    if bundled:
-        model, tokenizer = _bundled_model(checkpoint)
+    if readout is not None:
+        model, tokenizer = _bundled_model(checkpoint, readout)
     else:
         pretrained = load_pretrained(checkpoint)
         model, tokenizer = pretrained.model, pretrained.tokenizer
@@ -292,13 +306,13 @@ def _expression_scores(checkpoint: Path, data: Path, name: str, split: str = "te
     return scores
 
 
-def _cache_file(checkpoint: Path, kind: str, name: str, bundled: bool) -> Path:
+def _cache_file(checkpoint: Path, kind: str, name: str, readout: dict[str, float] | None) -> Path:
     """Where ``checkpoint``'s ``kind`` ("scores" or "expressions") of split ``name`` are kept."""
-    return checkpoint / f"{kind}_{name}{_bundled_suffix() if bundled else ''}.json"
+    return checkpoint / f"{kind}_{name}{_readout_suffix(readout)}.json"
 
 
-def _clicks_cache_file(checkpoint: Path) -> Path:
-    return checkpoint / f"scores_test_clicks_r{recipe.CLICK_RADIUS:g}{_bundled_suffix()}.json"
+def _clicks_cache_file(checkpoint: Path, readout: dict[str, float]) -> Path:
+    return checkpoint / f"scores_test_clicks_r{recipe.CLICK_RADIUS:g}{_readout_suffix(readout)}.json"
 
 
 def _write_cache(cache: Path, record: object) -> None:
@@ -317,17 +331,19 @@ class _ScoreJob:
     data: Path
     name: str  # the split's name in the cache files
     split: str = "test"
-    bundled: bool = False
-    clicks: bool = False
+    readout: dict[str, float] | None = None  # None: SAM 2's own masks; else the bundle with this readout
+    clicks: bool = False  # (with a readout)
 
     def cache(self) -> Path:
-        return _clicks_cache_file(self.checkpoint) if self.clicks else _cache_file(self.checkpoint, "expressions", self.name, self.bundled)
+        if self.clicks:
+            return _clicks_cache_file(self.checkpoint, self.readout)
+        return _cache_file(self.checkpoint, "expressions", self.name, self.readout)
 
     def run(self) -> None:
         if self.clicks:
-            _score_clicks(self.checkpoint, self.data)
+            _score_clicks(self.checkpoint, self.data, self.readout)
         else:
-            _expression_scores(self.checkpoint, self.data, self.name, self.split, self.bundled)
+            _expression_scores(self.checkpoint, self.data, self.name, self.split, self.readout)
 
 
 def _score_all(jobs: list[_ScoreJob]) -> None:
@@ -365,38 +381,39 @@ def _start_scoring_worker(recipe_values: dict) -> None:
     torch.set_num_threads(1)
 
 
-def _bundled_suffix() -> str:
+def _readout_suffix(readout: dict[str, float] | None) -> str:
     """What the cache names of a bundled model's scores add: its readout, which changes the
-    masks (the click radius changes only clicked frames, and the click scores name it)."""
-    readout = recipe.READOUT
-    return (f"_s{readout['object_score_threshold']:g}_c{readout['component_prior_ratio']:g}"
-            if any(readout.values()) else "")
+    masks (the click radius changes only clicked frames, and the click scores name it). The
+    default readout adds nothing: those masks are SAM 2's own."""
+    if readout is None or not any(readout.values()):
+        return ""
+    return f"_s{readout['object_score_threshold']:g}_c{readout['component_prior_ratio']:g}"
 
 
-def _bundled_model(checkpoint: Path) -> tuple[MPGSAM2, ReferringTokenizer]:
+def _bundled_model(checkpoint: Path, readout: dict[str, float]) -> tuple[MPGSAM2, ReferringTokenizer]:
     """The checkpoint's model (eval mode) and tokenizer as the bundle ships them: its clicks
-    paint the prior at recipe.CLICK_RADIUS and its masks are read out as recipe.READOUT says;
-    the weights are the checkpoint's."""
+    paint the prior at recipe.CLICK_RADIUS and its masks are read out as ``readout`` (a
+    :class:`~mpg_sam2.config.MaskReadoutConfig`'s fields) says; the weights are the checkpoint's."""
     from mpg_sam2.checkpoint.pretrained import load_pretrained
     from mpg_sam2.model.mpg_sam2 import MPGSAM2
 
     pretrained = load_pretrained(checkpoint)
-    config = pretrained.model.config.with_mask_prior(click_radius=recipe.CLICK_RADIUS).with_readout(**recipe.READOUT)
+    config = pretrained.model.config.with_mask_prior(click_radius=recipe.CLICK_RADIUS).with_readout(**readout)
     model = MPGSAM2(config)
     model.load_state_dict(pretrained.model.state_dict())
     return model.eval(), pretrained.tokenizer
 
 
-def _score_clicks(checkpoint: Path, data: Path) -> ClickScores:
+def _score_clicks(checkpoint: Path, data: Path, readout: dict[str, float]) -> ClickScores:
     """The simulated-click protocol on the test split with the bundle's settings
     (:func:`_bundled_model`): scores by expression type after each number of clicks and the
     gains over none, kept in ``checkpoint/scores_test_clicks_r<radius>.json`` like :func:`_score`."""
     from mpg_sam2.evaluation.synthetic_report import evaluate_synthetic
 
-    cache = _clicks_cache_file(checkpoint)
+    cache = _clicks_cache_file(checkpoint, readout)
     if cache.is_file():
         return ClickScores.from_json(json.loads(cache.read_text(encoding="utf-8")))
-    model, tokenizer = _bundled_model(checkpoint)
+    model, tokenizer = _bundled_model(checkpoint, readout)
     report = evaluate_synthetic(model, tokenizer, data, "test", clicks=recipe.EVALUATION_CLICKS)
     scores = ClickScores(dict(enumerate(report.after_clicks)), report.gains)
     _write_cache(cache, scores.to_json())
@@ -432,17 +449,20 @@ def build_offline_model(
     final = before_clicks = work / "main" / checkpoint_name(selected)
     if click_steps:
         final = _train(data, work / "clicks", click_steps, False, False, before_clicks, settings=recipe.CLICK_STAGE)
+    readout, readout_validation = _select_readout(data, final)
+    own_masks_differ = any(readout.values())
     regression_clips = regression_dataset(work / "regression")
     held_out_clips = {seed: _test_split(work / f"held_out-seed{seed}", seed, recipe.HELD_OUT["test"]) for seed in recipe.HELD_OUT["seeds"]}
     ablation_checkpoints = {name: {seed: _ablation_run(work, name, seed) / checkpoint_name(ablation_steps) for seed in recipe.ABLATION_SEEDS}
                             for name in recipe.ABLATIONS} if ablation_steps is not None else {}
     # Every scoring at once, the slowest first (the clicks segment the split four times).
-    jobs = [_ScoreJob(final, data, "test", clicks=True), _ScoreJob(final, data, "test", bundled=True)]
-    jobs += [_ScoreJob(before_clicks, data, "test", clicks=True), _ScoreJob(before_clicks, data, "test", bundled=True)] if click_steps else []
-    jobs += [_ScoreJob(final, clips, f"held_out_seed{seed}", bundled=True) for seed, clips in held_out_clips.items()]
-    jobs += [_ScoreJob(final, data, "test")] if any(recipe.READOUT.values()) else []
+    jobs = [_ScoreJob(final, data, "test", readout=readout, clicks=True), _ScoreJob(final, data, "test", readout=readout)]
+    if click_steps:
+        jobs += [_ScoreJob(before_clicks, data, "test", readout=readout, clicks=True), _ScoreJob(before_clicks, data, "test", readout=readout)]
+    jobs += [_ScoreJob(final, clips, f"held_out_seed{seed}", readout=readout) for seed, clips in held_out_clips.items()]
+    jobs += [_ScoreJob(final, data, "test")] if own_masks_differ else []
     jobs += [_ScoreJob(checkpoint, data, "test") for row in ablation_checkpoints.values() for checkpoint in row.values()]
-    jobs += [_ScoreJob(final, regression_clips, "regression", bundled=True)]
+    jobs += [_ScoreJob(final, regression_clips, "regression", readout=readout)]
     print(f"scoring the selected checkpoint (step {selected}) on the test splits and the ablation runs at step {ablation_steps}",
           flush=True)
     _score_all(jobs)
@@ -453,24 +473,24 @@ def build_offline_model(
         scores = {name: {seed: _expression_scores(checkpoint, data, "test") for seed, checkpoint in row.items()}
                   for name, row in ablation_checkpoints.items()}
         ablations = summarize_ablation(scores, read_expression_types(data, "test"), baseline="abl_baseline")
-    test = _score(final, data, "test", bundled=True)
-    own_masks = _score(final, data, "test") if any(recipe.READOUT.values()) else None
-    regression = _score(final, regression_clips, "regression", bundled=True)["overall"]
-    held_out = {seed: _score(final, clips, f"held_out_seed{seed}", bundled=True) for seed, clips in held_out_clips.items()}
+    test = _score(final, data, "test", readout=readout)
+    own_masks = _score(final, data, "test") if own_masks_differ else None
+    regression = _score(final, regression_clips, "regression", readout=readout)["overall"]
+    held_out = {seed: _score(final, clips, f"held_out_seed{seed}", readout=readout) for seed, clips in held_out_clips.items()}
     held_out_chance = {seed: chance_level(clips) for seed, clips in held_out_clips.items()}
     warmup_seconds = sum(_logged_seconds(stage) for stage in _stage_folders(work / "prior_warmup"))
     report = OfflineModelReport(steps, selected, validation, warmup_seconds, _logged_seconds(work / "main", steps),
                                 test, chance_level(data), regression, ablation_steps, ablations,
-                                clicks=_score_clicks(final, data), held_out=held_out, held_out_chance=held_out_chance,
-                                test_own_masks=own_masks)
+                                clicks=_score_clicks(final, data, readout), held_out=held_out, held_out_chance=held_out_chance,
+                                test_own_masks=own_masks, readout=readout, readout_validation=readout_validation)
     if click_steps:
         report = dataclasses.replace(
             report, click_steps=click_steps, click_seconds=_logged_seconds(work / "clicks", click_steps),
-            click_validation=_logged_validation(work / "clicks"), before_clicks_test=_score(before_clicks, data, "test", bundled=True),
-            clicks_before_tuning=_score_clicks(before_clicks, data),
+            click_validation=_logged_validation(work / "clicks"), before_clicks_test=_score(before_clicks, data, "test", readout=readout),
+            clicks_before_tuning=_score_clicks(before_clicks, data, readout),
         )
 
-    model, tokenizer = _bundled_model(final)
+    model, tokenizer = _bundled_model(final, readout)
     save_pretrained(model, out, tokenizer, overwrite=True)
     (out / EVALUATION_FILE).write_text(json.dumps(report.to_json(), indent=1) + "\n", encoding="utf-8")
     (out / "README.md").write_text(model_card(report, command), encoding="utf-8")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["ABLATIONS", "ABLATION_SEEDS", "CLICK_RADIUS", "CLICK_STAGE", "DATA", "EVALUATION_CLICKS", "HELD_OUT", "PARALLEL_RUNS", "READOUT", "RECIPE",
+__all__ = ["ABLATIONS", "ABLATION_SEEDS", "CLICK_RADIUS", "CLICK_STAGE", "DATA", "EVALUATION_CLICKS", "HELD_OUT", "PARALLEL_RUNS", "READOUT_CHOICES", "RECIPE",
            "REGRESSION_SET", "WARMUP_STAGES"]
 
 # The benchmark the model is trained and tested on. 6,000 train clips (23,761 expressions): on
@@ -127,15 +127,23 @@ RECIPE: dict[str, Any] = {
 # 0.439 / 0.469 / 0.491.
 CLICK_RADIUS = 2.0
 # The bundled model's MaskReadoutConfig (not in the paper; the output masks only, not SAM 2's
-# memory). SAM 2 as trained here paints every object its prior lights, as separate blobs: keeping
-# only the blobs the target overlaps would lift the selected checkpoint's validation J&F from 0.625
-# to 0.722. Keeping a frame's mask components whose mean prior reaches a share of the best one's
-# gives, for shares 0.6 / 0.7 / 0.8 / 0.9: 0.640 / 0.640 / 0.642 / 0.641; with 0.8, emptying the
-# frames whose object-score logit is at most 1 / 2 / 3 (SAM 2's gate is 0, which leaves a mask on
-# 0.28 of the frames without the target, in the expressions whose masks pick it): 0.647 / 0.649 /
-# 0.644, and 2 alone 0.636 (the whole validation split, 159 expressions;
-# bench/results/offline_warmup_experiments.md).
-READOUT: dict[str, float] = {"object_score_threshold": 2.0, "component_prior_ratio": 0.8}
+# memory), chosen by the build among these on the final checkpoint's validation J&F (the first
+# listed on a tie). SAM 2 as trained here paints every object its prior lights, as separate
+# blobs: keeping only the blobs the target overlaps would lift the validation J&F of the model
+# bundled with the 2,500-step stage from 0.625 to 0.722. Keeping a frame's mask components whose
+# mean prior reaches a share of the best one's gives, for shares 0.6 / 0.7 / 0.8 / 0.9: 0.640 /
+# 0.640 / 0.642 / 0.641; with 0.8, emptying the frames whose object-score logit is at most 1 / 2 /
+# 3 (SAM 2's gate is 0, which left a mask on 0.28 of the frames without the target): 0.647 /
+# 0.649 / 0.644, and 2 alone 0.636 (the whole validation split, 159 expressions). The best bar
+# depends on the training: with share 0.8, the bars 1 / 2 / 3 give 0.683 / 0.682 / 0.660 on the
+# model bundled with the 5,000-step stage, but after 1,000 further steps on clips spanning the
+# whole video (frame_sampling "span") the bars 0 / 0.5 / 1 / 2 give 0.686 / 0.686 / 0.682 /
+# 0.660 (SAM 2's own masks 0.667; bench/results/offline_warmup_experiments.md, session 38):
+# hence a choice per build rather than one setting. (0, 0) is SAM 2's own masks.
+READOUT_CHOICES: tuple[dict[str, float], ...] = (
+    {"object_score_threshold": 0.0, "component_prior_ratio": 0.0},
+    *({"object_score_threshold": bar, "component_prior_ratio": share} for bar in (0.0, 1.0, 2.0) for share in (0.7, 0.8, 0.9)),
+)
 # Click fine-tuning (offline_model --click-steps N, off by default), from the selected checkpoint
 # of the training above: every clip has one frame corrected by a simulated click
 # (mpg_sam2.training.click_training) that also paints the prior. Measured on the validation split
