@@ -303,6 +303,18 @@ def test_frame_sampling_is_a_training_setting_with_a_flag():
         TrainConfig(data=".", out=".", frame_sampling="random")
 
 
+def test_the_warm_up_takes_the_frame_sampling_flag_too():
+    from mpg_sam2.training.datasets import FRAME_SAMPLINGS
+    from mpg_sam2.training.prior_warmup import build_parser
+
+    common = ["--data", ".", "--out", "."]
+    assert build_parser().parse_args(common).frame_sampling == "window"
+    for sampling in FRAME_SAMPLINGS:
+        assert build_parser().parse_args([*common, "--frame-sampling", sampling]).frame_sampling == sampling
+    with pytest.raises(SystemExit):
+        build_parser().parse_args([*common, "--frame-sampling", "random"])
+
+
 # ------------------------------------------------------------------------------------------------
 # A few steps lower the loss on a fixed batch
 

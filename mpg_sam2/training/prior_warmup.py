@@ -49,14 +49,14 @@ from mpg_sam2.tokenizer import ReferringTokenizer
 from mpg_sam2.training.attribute_loss import AttributeHead, attribute_loss, attribute_targets
 from mpg_sam2.training.augment import AugmentConfig
 from mpg_sam2.training.caption_loss import CaptionHead, caption_loss, caption_targets
-from mpg_sam2.training.datasets import ClipDataset, ClipEntry, TrainingClip, load_entries
+from mpg_sam2.training.datasets import FRAME_SAMPLINGS, ClipDataset, ClipEntry, TrainingClip, load_entries
 from mpg_sam2.training.losses import mask_prior_loss
 from mpg_sam2.training.motion_loss import MotionHead, has_objects, motion_loss, motion_targets
 from mpg_sam2.training.objectives import Objective
 from mpg_sam2.training.param_groups import GROUNDING_PREFIXES
 from mpg_sam2.training.train_config import TrainConfig
 
-__all__ = ["WARMUP_DEFAULTS", "PriorObjective", "caption_effect", "main", "prior_iou", "warm_up_prior"]
+__all__ = ["WARMUP_DEFAULTS", "PriorObjective", "build_parser", "caption_effect", "main", "prior_iou", "warm_up_prior"]
 
 # The warm-up's settings where they differ from a full training run's (TrainConfig): larger
 # batches, a higher rate and looser clipping for the two small modules; float32 on the CPU.
@@ -329,7 +329,8 @@ def warm_up_prior(data: str | Path, out: str | Path, *, by_video: bool = True, a
     return train(config, log, PriorObjective(by_video, attribute_loss, caption_loss, motion_loss)).checkpoint
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
+    """The command line of ``python -m mpg_sam2.training.prior_warmup``."""
     parser = argparse.ArgumentParser(prog="python -m mpg_sam2.training.prior_warmup", description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, required=True)
     parser.add_argument("--dataset", default="synthetic", choices=["synthetic", "ref-youtube-vos", "mevis"])
@@ -341,6 +342,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.add_argument(f"--{name.replace('_', '-')}", type=type(default) if default is not None else int, default=default)
     parser.add_argument("--lr-schedule", default="constant", choices=["constant", "cosine"],
                         help="cosine: the rate decays to 0 at the last step (default constant)")
+    parser.add_argument("--frame-sampling", default="window", choices=list(FRAME_SAMPLINGS),
+                        help="how a clip's frames are drawn: window (one random stride and start; default) or span "
+                             "(the video's first and last frame always, the others at random between)")
     parser.add_argument("--embedding-init", default="default", choices=["default", "small"],
                         help="small: from random weights, BEiT-3's text and position embeddings start from N(0, 0.02)")
     parser.add_argument("--init-from", type=Path, default=None,
@@ -357,7 +361,11 @@ def main(argv: list[str] | None = None) -> int:
                              "not in the paper; off for every preset; a checkpoint cannot change it)")
     parser.add_argument("--no-by-video", dest="by_video", action="store_false",
                         help="batches of independent expressions instead of whole videos")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     final = warm_up_prior(**vars(args))
     print(f"checkpoint: {final}")
     return 0
