@@ -96,6 +96,33 @@ def test_clips_carry_their_object_labels_on_the_prior_grid(synthetic_root, tmp_p
         ClipDataset(bare, tokenizer, 64, 32, num_frames=2, label_grid=4)
 
 
+def test_a_group_decodes_each_file_once_and_gives_the_same_clips(synthetic_root, tmp_path, monkeypatch):
+    from mpg_sam2.training import datasets
+    from mpg_sam2.training.datasets import ClipGroups
+    from mpg_sam2.training.tokenizer_training import train_tokenizer
+
+    entries = load_entries("synthetic", synthetic_root)
+    video = entries[0].key.split("/")[0]
+    group = [i for i, e in enumerate(entries) if e.key.split("/")[0] == video]
+    assert len(group) >= 2
+    clips = ClipDataset(entries, train_tokenizer(tmp_path / "tok"), 64, 32, num_frames=3, label_grid=4)
+    decoded = []
+    real_frame, real_png = datasets.read_frame, datasets.PaletteMaskSource.read_labels
+    monkeypatch.setattr(datasets, "read_frame", lambda path: decoded.append(path) or real_frame(path))
+    monkeypatch.setattr(datasets.PaletteMaskSource, "read_labels",
+                        lambda self, index: decoded.append(self.paths[index]) or real_png(self, index))
+    alone = [clips[(i, 5)] for i in group]
+    assert len(decoded) == len(group) * 3 * 3  # each clip: 3 frames, and each label map twice (targets, then labels)
+    decoded.clear()
+    together = ClipGroups(clips, [group])[(0, 5)]
+    assert len(decoded) == 3 * 2 == len(set(decoded))  # the video's 3 frames and their 3 label maps, once
+    assert clips._decoded is None  # nothing kept after the group
+    for a, b in zip(alone, together):
+        assert a.key == b.key and a.frame_indices == b.frame_indices and a.augmentations == b.augmentations
+        for name in ("sam_pixels", "beit_pixels", "targets", "object_labels", "input_ids"):
+            assert torch.equal(getattr(a, name), getattr(b, name)), name
+
+
 def test_warm_up_with_the_attribute_loss_keeps_its_head_out_of_the_model_and_resumes_exactly(synthetic_root, tmp_path):
     from mpg_sam2.training.prior_warmup import warm_up_prior
 

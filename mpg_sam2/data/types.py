@@ -75,7 +75,14 @@ class PaletteMaskSource:
         return len(self.paths)
 
     def load(self, index: int) -> np.ndarray:
-        labels = read_label_png(self.paths[index], missing_hint=_ANNOTATION_LAYOUT)
+        return self.select(self.read_labels(index))
+
+    def read_labels(self, index: int) -> np.ndarray:
+        """Frame ``index``'s object ids ``[H, W]`` uint8 (0: background)."""
+        return read_label_png(self.paths[index], missing_hint=_ANNOTATION_LAYOUT)
+
+    def select(self, labels: np.ndarray) -> np.ndarray:
+        """The target ``[H, W]`` bool of a frame's object ids: the union of ``object_ids``."""
         return np.isin(labels, self.object_ids)
 
 
