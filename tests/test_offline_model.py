@@ -17,6 +17,7 @@ import pytest
 import torch
 
 from mpg_sam2.app.models import BUNDLED_MODEL
+from mpg_sam2.config import get_preset
 from mpg_sam2.training import offline_card, offline_model, offline_recipe
 
 # Other CPUs may round differently and flip a few boundary pixels; over ~45 expressions that moves
@@ -121,6 +122,8 @@ def test_offline_model_end_to_end_at_toy_scale(toy_scale, tmp_path, monkeypatch)
     for name, row in evaluation["test"].items():
         assert f"| {name} | {row['expressions']} | {row['J']:.3f} | {row['F']:.3f} | {row['J&F']:.3f} |" in card
     assert "`CMD`" in card and f"J&F {report.regression.jf:.3f}" in card
+    parameters = sum(p.numel() for p in loaded.model.parameters())
+    assert evaluation["parameters"] == parameters and f"size ({parameters / 1e6:.1f} M parameters)" in card
     assert "`readout` section" in card and f"best of {len(choices)} on the validation split, " in card
     own = evaluation["test_sam2_masks"]["overall"]["J&F"]
     assert own == report.test_own_masks["overall"].jf and f"SAM 2's own masks (the default `readout`), J&F: overall {own:.3f}" in card
@@ -267,7 +270,9 @@ def test_bundle_is_small_loadable_and_the_full_model(evaluation):
     pretrained = load_pretrained(BUNDLED_MODEL)
     assert pretrained.tokenizer is not None
     assert ablation_name(pretrained.model.config) == "MPG+HGA"
-    assert sum(p.numel() for p in pretrained.model.parameters()) < 6_000_000
+    nano = get_preset("nano")  # the preset the recipe trains: the bundle must be it
+    assert (pretrained.model.config.beit3, pretrained.model.config.sam2) == (nano.beit3, nano.sam2)
+    assert evaluation["parameters"] == sum(p.numel() for p in pretrained.model.parameters())
     assert evaluation["data"] == offline_recipe.DATA and evaluation["recipe"] == offline_recipe.RECIPE
     assert evaluation["warmup_stages"] == offline_recipe.WARMUP_STAGES
     assert dataclasses.asdict(pretrained.model.config.readout) == evaluation["readout"] in offline_recipe.READOUT_CHOICES
@@ -280,6 +285,7 @@ def test_model_card_states_the_evaluated_numbers(evaluation):
         for name, row in evaluation[section].items():
             assert f"| {name} | {row['expressions']} | {row['J']:.3f} | {row['F']:.3f} | {row['J&F']:.3f} |" in card
     assert f"J&F {evaluation['regression_set']['J&F']:.3f}" in card
+    assert f"at the `nano` size ({evaluation['parameters'] / 1e6:.1f} M parameters)" in card
     for seed in offline_recipe.HELD_OUT["seeds"]:
         rows, chance = evaluation["held_out"][str(seed)]["test"], evaluation["held_out"][str(seed)]["test_random_object"]
         assert f"| {seed} | {rows['overall']['expressions']} | " + " | ".join(

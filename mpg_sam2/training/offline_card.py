@@ -81,6 +81,7 @@ class OfflineModelReport:
     # split, and the validation J&F of each choice (in that order).
     readout: dict[str, float] | None = None
     readout_validation: list[float] | None = None
+    parameters: int | None = None  # the bundled model's parameter count
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -96,6 +97,8 @@ class OfflineModelReport:
             "test_random_object": scores_json(self.chance),
             "regression_set": {**recipe.REGRESSION_SET, **scores_json({"overall": self.regression})["overall"]},
         }
+        if self.parameters is not None:
+            out["parameters"] = self.parameters
         if self.readout is not None:
             out["readout"] = self.readout
         if self.readout_validation is not None:
@@ -325,6 +328,10 @@ def _held_out_lines(report: OfflineModelReport) -> list[str]:
     return lines
 
 
+def _parameter_count(report: OfflineModelReport) -> str:
+    return "" if report.parameters is None else f" ({report.parameters / 1e6:.1f} M parameters)"
+
+
 def model_card(report: OfflineModelReport, command: str) -> str:
     """The bundle's README.md: front matter, verdict, training, test tables, ablation table."""
     from mpg_sam2.evaluation.synthetic_report import format_table
@@ -338,7 +345,7 @@ def model_card(report: OfflineModelReport, command: str) -> str:
         "",
         "The offline model the app offers when no released checkpoint can be downloaded. It is",
         "the whole MPG-SAM 2 architecture (BEiT-3, mask prior generator, SAM 2 with the global-historical",
-        "aggregator) at the `nano` size (5.7 M parameters) trained from random weights on the package's",
+        f"aggregator) at the `nano` size{_parameter_count(report)} trained from random weights on the package's",
         "synthetic clips of moving shapes. **It knows only that world** (shapes, colours, sizes, textures,",
         "simple motions, the benchmark's 38 words); on real videos its masks mean nothing.",
         *_architecture_lines(report.readout),

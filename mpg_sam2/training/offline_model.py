@@ -491,6 +491,7 @@ def build_offline_model(
         )
 
     model, tokenizer = _bundled_model(final, readout)
+    report = dataclasses.replace(report, parameters=sum(p.numel() for p in model.parameters()))
     save_pretrained(model, out, tokenizer, overwrite=True)
     (out / EVALUATION_FILE).write_text(json.dumps(report.to_json(), indent=1) + "\n", encoding="utf-8")
     (out / "README.md").write_text(model_card(report, command), encoding="utf-8")
