@@ -39,6 +39,12 @@ class BEiT3Config:
     max_text_positions: int = 1024
     position_offset: int = 2
     layer_norm_eps: float = 1e-5
+    # Not in BEiT-3: the widths of a convolutional stem whose output is added to the patch
+    # projection (mpg_sam2.model.conv_stem): 3 x 3 stride-2 convolutions with these output widths,
+    # then one more to embed_dim, log2(patch_size) in all, so each patch token also sees 31 px
+    # around its cell through a non-linear path. Adds the weights beit3.vision_embed.stem.*.
+    # Empty (every preset): BEiT-3's linear patch projection and its state-dict layout.
+    conv_stem: tuple[int, ...] = ()
 
     @property
     def grid_size(self) -> int:

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from mpg_sam2.config import BEiT3Config
+from mpg_sam2.model.conv_stem import ConvStem
 
 
 class Multiway(nn.Module):
@@ -91,19 +92,24 @@ class EncoderLayer(nn.Module):
 
 
 class VisionEmbedding(nn.Module):
-    """Non-overlapping patch projection plus a learned class token."""
+    """Non-overlapping patch projection (plus ``config.conv_stem``'s stem, not in BEiT-3) and a
+    learned class token."""
 
     def __init__(self, config: BEiT3Config) -> None:
         super().__init__()
         dim = config.embed_dim
         self.proj = nn.Conv2d(3, dim, kernel_size=config.patch_size, stride=config.patch_size)
+        self.stem = ConvStem(config.conv_stem, dim, config.patch_size) if config.conv_stem else None
         self.cls_token = nn.Parameter(torch.zeros(1, 1, dim))
         # Only used by BEiT-3's masked-image pre-training; kept so checkpoints load strictly.
         self.mask_token = nn.Parameter(torch.zeros(1, 1, dim))
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
         """pixels ``[B, 3, 224, 224]`` -> tokens ``[B, 1 + 196, C]`` (row-major patches)."""
-        patches = self.proj(pixels).flatten(2).transpose(1, 2)
+        patches = self.proj(pixels)  # [B, C, g, g]
+        if self.stem is not None:
+            patches = patches + self.stem(pixels)
+        patches = patches.flatten(2).transpose(1, 2)
         return torch.cat([self.cls_token.expand(patches.shape[0], -1, -1), patches], dim=1)
 
 
@@ -130,8 +136,16 @@ class BEiT3(nn.Module):
         self.layers = nn.ModuleList([EncoderLayer(config) for _ in range(config.num_layers)])
         self.final_norm = Multiway(lambda: nn.LayerNorm(dim, eps=eps))
 
-    def forward(self, pixels: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> BEiT3Output:
-        """pixels ``[B, 3, 224, 224]``, input_ids ``[B, L]`` int64, attention_mask ``[B, L]`` bool."""
+    def forward(
+        self, pixels: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+        image_index: torch.Tensor | None = None,
+    ) -> BEiT3Output:
+        """pixels ``[B, 3, 224, 224]``, input_ids ``[B, L]`` int64, attention_mask ``[B, L]`` bool.
+
+        With ``image_index`` (int64 ``[B]``), ``pixels`` ``[U, 3, 224, 224]`` are the distinct images
+        and caption ``b`` pairs with image ``image_index[b]``: each image is embedded once (the
+        warm-up puts every caption of a frame in one batch), with the same result as repeating it.
+        """
         cfg = self.config
         num_text = input_ids.shape[1]
         if num_text > cfg.max_text_tokens:
@@ -139,6 +153,8 @@ class BEiT3(nn.Module):
                 f"caption has {num_text} tokens but BEiT-3 holds at most {cfg.max_text_tokens}; shorten the expression"
             )
         vision = self.vision_embed(pixels)
+        if image_index is not None:
+            vision = vision[image_index]
         split = vision.shape[1]
         offset = cfg.position_offset
         # Both learned position tables start at row `offset` (torchscale's convention).

@@ -117,6 +117,12 @@ def _model_config(config: TrainConfig, resume_dir: Path | None) -> tuple[MPGSAM2
                              "or start a new model")
         model_config = dataclasses.replace(
             model_config, mask_prior=dataclasses.replace(model_config.mask_prior, motion_features=config.motion_features))
+    if config.conv_stem is not None and config.conv_stem != model_config.beit3.conv_stem:
+        if resume_dir is not None or init_state is not None:
+            start = resume_dir if resume_dir is not None else config.init_from
+            raise ValueError(f"{start} has BEiT-3 conv stem {model_config.beit3.conv_stem or 'none'}, and its weights fit only "
+                             f"that model; drop --conv-stem or start a new model")
+        model_config = dataclasses.replace(model_config, beit3=dataclasses.replace(model_config.beit3, conv_stem=config.conv_stem))
     return model_config, init_state
 
 

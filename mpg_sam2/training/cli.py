@@ -25,7 +25,15 @@ import argparse
 import os
 from pathlib import Path
 
-__all__ = ["add_train_parser", "run_train"]
+__all__ = ["add_train_parser", "conv_stem_widths", "run_train"]
+
+
+def conv_stem_widths(text: str) -> tuple[int, ...]:
+    """``--conv-stem`` on a command line: comma-separated channel counts, e.g. ``24,48,96``."""
+    try:
+        return tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"takes comma-separated channel counts such as 24,48,96, got {text!r}") from None
 
 
 def add_train_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -55,6 +63,10 @@ def add_train_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser
                        help="a new model's mask prior generator reads patch motion from frame-to-frame correspondence "
                             "(MaskPriorConfig.motion_features; not in the paper; off for every preset; a checkpoint "
                             "cannot change it)")
+    model.add_argument("--conv-stem", type=conv_stem_widths, default=None, metavar="C1,C2,...",
+                       help="a new model's BEiT-3 gets a convolutional stem beside its patch projection, with these "
+                            "widths (BEiT3Config.conv_stem; not in BEiT-3; off for every preset; a checkpoint cannot "
+                            "change it)")
 
     optim = p.add_argument_group("optimisation")
     optim.add_argument("--steps", type=int, default=1000, help="optimizer steps to reach (default 1000)")
@@ -124,7 +136,7 @@ def run_train(args: argparse.Namespace) -> int:
         train_image_encoder=args.train_image_encoder, object_score_loss=args.object_score_loss,
         prior_loss=args.prior_loss, click_probability=args.click_probability, clicks_per_frame=args.clicks_per_frame,
         mask_choice_loss=args.mask_choice_loss, train_scope=args.train_scope, click_radius=args.click_radius,
-        motion_features=args.motion_features, augment=not args.no_augment, frame_sampling=args.frame_sampling, resume=args.resume, init_from=args.init_from, embedding_init=args.embedding_init,
+        motion_features=args.motion_features, conv_stem=args.conv_stem, augment=not args.no_augment, frame_sampling=args.frame_sampling, resume=args.resume, init_from=args.init_from, embedding_init=args.embedding_init,
         init_sam2=args.init_sam2, init_beit3=args.init_beit3, tokenizer=args.tokenizer, no_mask_prior=args.no_mask_prior,
         no_aggregator=args.no_aggregator, val_every=args.val_every, val_expressions=args.val_expressions,
         val_split=args.val_split, save_every=args.save_every, keep_last=args.keep_last, log_every=args.log_every,

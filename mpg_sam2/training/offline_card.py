@@ -221,6 +221,15 @@ def _architecture_lines(readout: dict[str, float] | None = None) -> list[str]:
             "layer (`mask_prior.motion_features` in its config.json, `mpg_sam2.model.patch_motion`; off for the",
             "release presets, whose layout is the authors').",
         ]
+    stems = {tuple(stage["conv_stem"]) for stage in recipe.WARMUP_STAGES if stage.get("conv_stem")}
+    if stems:
+        widths = ", ".join(" / ".join(str(c) for c in stem) for stem in sorted(stems))
+        lines += [
+            f"Not in BEiT-3{' either' if lines else ''}: beside its linear 16 px patch projection, its BEiT-3 has a small convolutional",
+            f"stem (3 x 3 stride-2 convolutions, {widths} channels, then one to its width) whose output is added",
+            "to each patch token, so a patch also sees the 31 px around it and a small object's shape",
+            "(`beit3.conv_stem` in its config.json, `mpg_sam2.model.conv_stem`; off for the release presets).",
+        ]
     readout = readout or {}
     if any(readout.values()):
         lines += [

@@ -59,6 +59,9 @@ def _warm_up_parts(stage: dict[str, Any]) -> str:
     if stage.get("motion_features"):
         text += (". Not in the paper, the mask prior generator also reads patch motion from frame-to-frame "
                  "correspondence (`mask_prior.motion_features`)")
+    if stage.get("conv_stem"):
+        text += (f"{'; and' if stage.get('motion_features') else '. Not in BEiT-3,'} a convolutional stem beside BEiT-3's "
+                 "patch projection lets each patch see the 31 px around it (`beit3.conv_stem`)")
     return text
 
 

@@ -49,6 +49,7 @@ from mpg_sam2.tokenizer import ReferringTokenizer
 from mpg_sam2.training.attribute_loss import AttributeHead, attribute_loss, attribute_targets
 from mpg_sam2.training.augment import AugmentConfig
 from mpg_sam2.training.caption_loss import CaptionHead, caption_loss, caption_targets
+from mpg_sam2.training.cli import conv_stem_widths
 from mpg_sam2.training.datasets import FRAME_SAMPLINGS, ClipDataset, ClipEntry, TrainingClip, load_entries
 from mpg_sam2.training.losses import mask_prior_loss
 from mpg_sam2.training.motion_loss import MotionHead, has_objects, motion_loss, motion_targets
@@ -94,17 +95,27 @@ def _grounding(model: MPGSAM2, clips: list[TrainingClip]) -> _Grounding:
     all (frame, caption) pairs.
 
     Captions are right-padded to the longest with the pad id and masked out, which leaves every
-    real token's output unchanged; batching is what makes this stage cheap on a CPU.
+    real token's output unchanged; batching is what makes this stage cheap on a CPU. A clip whose
+    frames equal an earlier clip's (the captions of one video share their draw) reuses its
+    images, so each frame's patches are embedded once.
     """
     pad = model.config.pad_token_id
     length = max(c.input_ids.shape[1] for c in clips)
-    pixels, ids, masks = [], [], []
+    pixels: list[torch.Tensor] = []  # distinct clips' frames, [T_i, 3, S, S] each
+    first_image: list[int] = []  # per distinct entry of pixels: the index of its first frame
+    ids, masks, image_index = [], [], []
     for c in clips:
         extra = length - c.input_ids.shape[1]
         ids.append(torch.nn.functional.pad(c.input_ids, (0, extra), value=pad).expand(c.num_frames, -1))
         masks.append(torch.nn.functional.pad(c.attention_mask, (0, extra), value=False).expand(c.num_frames, -1))
-        pixels.append(c.beit_pixels)
-    out = model.beit3(torch.cat(pixels), torch.cat(ids), torch.cat(masks))
+        same = next((k for k, p in enumerate(pixels) if p.shape == c.beit_pixels.shape and torch.equal(p, c.beit_pixels)), None)
+        if same is None:
+            first_image.append(sum(p.shape[0] for p in pixels))
+            pixels.append(c.beit_pixels)
+            same = len(pixels) - 1
+        image_index.append(torch.arange(c.num_frames) + first_image[same])
+    image_index = torch.cat(image_index).to(pixels[0].device)
+    out = model.beit3(torch.cat(pixels), torch.cat(ids), torch.cat(masks), image_index=image_index)
     result, start = _Grounding([], [], [], []), 0
     for c in clips:
         frames = slice(start, start + c.num_frames)
@@ -316,7 +327,7 @@ def warm_up_prior(data: str | Path, out: str | Path, *, by_video: bool = True, a
 
     ``settings`` are :class:`TrainConfig` fields over :data:`WARMUP_DEFAULTS`, e.g. ``steps``,
     ``lr``, ``init_from`` (a checkpoint to continue from: its weights and tokenizer, a fresh
-    optimizer), ``motion_features`` or ``model_config`` (instead of the preset).
+    optimizer), ``motion_features``, ``conv_stem`` or ``model_config`` (instead of the preset).
     """
     from mpg_sam2.training.trainer import train
 
@@ -359,6 +370,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--motion-features", action="store_true", default=None,
                         help="a new model's mask prior generator reads patch motion (MaskPriorConfig.motion_features; "
                              "not in the paper; off for every preset; a checkpoint cannot change it)")
+    parser.add_argument("--conv-stem", type=conv_stem_widths, default=None, metavar="C1,C2,...",
+                        help="a new model's BEiT-3 gets a convolutional stem beside its patch projection, with these "
+                             "widths (BEiT3Config.conv_stem; not in BEiT-3; off for every preset; a checkpoint cannot change it)")
     parser.add_argument("--no-by-video", dest="by_video", action="store_false",
                         help="batches of independent expressions instead of whole videos")
     return parser

@@ -62,6 +62,10 @@ class TrainConfig:
     # not in the paper). None: the starting configuration's (False for every preset). A run from or
     # resumed at a checkpoint with the other setting is refused: its weights have or lack the module.
     motion_features: bool | None = None
+    # Widths of a new model's BEiT-3 convolutional stem (BEiT3Config.conv_stem, not in BEiT-3), e.g.
+    # (24, 48, 96). None: the starting configuration's (none for every preset). Like
+    # motion_features, a checkpoint cannot change it.
+    conv_stem: tuple[int, ...] | None = None
     # "all" (the paper) or "decoder": only SAM 2's prompt encoder and mask decoder (less the
     # aggregator) train, e.g. a click stage that should leave the grounding as it is. None: a
     # resumed run's own, else "all".
@@ -125,6 +129,10 @@ class TrainConfig:
             raise ValueError("--click-radius paints the mask prior, which --no-mask-prior does not feed to SAM 2; drop one")
         if self.frame_sampling not in FRAME_SAMPLINGS:
             raise ValueError(f"--frame-sampling must be one of {FRAME_SAMPLINGS}, got {self.frame_sampling!r}")
+        if self.conv_stem is not None:
+            self.conv_stem = tuple(self.conv_stem)  # JSON gives a list
+            if not all(isinstance(c, int) and c > 0 for c in self.conv_stem):
+                raise ValueError(f"--conv-stem takes positive channel counts, got {self.conv_stem}")
         if self.precision not in ("auto", "fp32", "bf16"):
             raise ValueError(f"--precision must be auto, fp32 or bf16, got {self.precision!r}")
 
