@@ -14,9 +14,10 @@ projection::
 
     pixels [B, 3, S, S] -> conv s2 -> [B, c1, S/2, S/2] -> ... -> [B, C, S/p, S/p]
 
-Cell ``k`` of an axis sees pixels ``p*k - (p-1)`` to ``p*k + (p-1)``: its own patch and ``p - 1``
-pixels above and to the left of it (the layout measured in bench/results, session 41; the
-training's flips show the model both sides).
+Cell ``k`` of an axis sees pixels ``p*k - (p-1)`` to ``p*k + (p-1)``: its own patch and the ``p - 1``
+pixels above and to the left of it, not those below and to the right (tests/test_conv_stem.py
+checks this). The training's horizontal flips put an object on either side of a patch, so the
+asymmetry is not a left-right bias of the trained model.
 
 ``BEiT3Config.conv_stem`` holds the widths ``(c1, ...)`` of all but the last convolution; empty
 (every preset) leaves BEiT-3 as released, its state dict without ``vision_embed.stem.*``.
