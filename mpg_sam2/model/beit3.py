@@ -154,7 +154,9 @@ class BEiT3(nn.Module):
             )
         vision = self.vision_embed(pixels)
         if image_index is not None:
-            vision = vision[image_index]
+            # index_select, not vision[image_index]: its backward adds the repeated rows' gradients
+            # in a fixed order, which keeps a resumed warm-up bit-identical to an uninterrupted one.
+            vision = vision.index_select(0, image_index)
         split = vision.shape[1]
         offset = cfg.position_offset
         # Both learned position tables start at row `offset` (torchscale's convention).
