@@ -515,8 +515,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m mpg_sam2.training.offline_model", description=__doc__.split("\n\n")[0])
     parser.add_argument("--work", type=Path, default=Path("runs/offline"), help="data and training runs (default runs/offline)")
     parser.add_argument("--out", type=Path, default=Path("checkpoints/offline"), help="where the bundled model goes")
-    parser.add_argument("--steps", type=int, default=5000,
-                        help="training steps of the bundled model (default 5000, offline_recipe.RECIPE's comment says why)")
+    parser.add_argument("--steps", type=int, default=7000,
+                        help="training steps of the bundled model (default 7000, offline_recipe.RECIPE's comment says why)")
     parser.add_argument("--ablation-steps", type=int, default=500,
                         help="steps of each ablation run (default 500)")
     parser.add_argument("--no-ablations", action="store_true", help="skip the ablation runs and table")
