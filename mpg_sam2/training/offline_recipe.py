@@ -61,7 +61,8 @@ HELD_OUT = {"seeds": (2, 3), "test": 60}
 # validation split's from 0.730 to 0.836, as high as the whole 8,000-step stage without it. Each
 # step costs 11-18% more, so the stage runs 5,000 steps. Rebuilt so, the selected checkpoint's
 # validation J&F read out rose from 0.686 to 0.693, held-out seeds 2 / 3 from 0.622 / 0.682 to
-# 0.648 / 0.681, the test split stayed 0.683 (0.684); the whole build took 150 minutes.
+# 0.648 / 0.681, the test split stayed 0.683 (0.684); the whole build, then with 5,000 SAM 2 steps,
+# took 150 minutes.
 WARMUP_STAGES: list[dict[str, Any]] = [{
     "dataset": "synthetic",
     "preset": "nano",
