@@ -45,6 +45,9 @@ def add_train_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser
     data.add_argument("--frame-sampling", default="window", choices=["window", "span"],
                       help="how a clip's frames are drawn: window (one random stride and start, the authors' kind; "
                            "default) or span (the video's first and last frame always, the others at random between)")
+    data.add_argument("--by-video", action="store_true",
+                      help="batches of whole videos: every caption of a video on the same frames, SAM 2's image "
+                           "features shared among them (--batch-size counts videos; not the authors' recipe)")
     data.add_argument("--no-augment", action="store_true", help="no flip / jitter / crop")
     data.add_argument("--num-workers", type=int, default=0, help="data loader processes (default 0)")
 
@@ -136,7 +139,7 @@ def run_train(args: argparse.Namespace) -> int:
         train_image_encoder=args.train_image_encoder, object_score_loss=args.object_score_loss,
         prior_loss=args.prior_loss, click_probability=args.click_probability, clicks_per_frame=args.clicks_per_frame,
         mask_choice_loss=args.mask_choice_loss, train_scope=args.train_scope, click_radius=args.click_radius,
-        motion_features=args.motion_features, conv_stem=args.conv_stem, augment=not args.no_augment, frame_sampling=args.frame_sampling, resume=args.resume, init_from=args.init_from, embedding_init=args.embedding_init,
+        motion_features=args.motion_features, conv_stem=args.conv_stem, augment=not args.no_augment, frame_sampling=args.frame_sampling, by_video=args.by_video, resume=args.resume, init_from=args.init_from, embedding_init=args.embedding_init,
         init_sam2=args.init_sam2, init_beit3=args.init_beit3, tokenizer=args.tokenizer, no_mask_prior=args.no_mask_prior,
         no_aggregator=args.no_aggregator, val_every=args.val_every, val_expressions=args.val_expressions,
         val_split=args.val_split, save_every=args.save_every, keep_last=args.keep_last, log_every=args.log_every,

@@ -38,6 +38,7 @@ __all__ = [
     "ClipGroups",
     "TrainingClip",
     "collate_groups",
+    "video_groups",
     "entries_from_refcoco",
     "entries_from_videos",
     "load_entries",
@@ -334,6 +335,15 @@ class ClipGroups(torch.utils.data.Dataset):
         group, draw = key
         with self.clips.sharing_files():
             return [self.clips[(index, draw)] for index in self.groups[group]]
+
+
+def video_groups(entries: Sequence[ClipEntry]) -> list[list[int]]:
+    """Entry indices grouped by video (the part of the key before ``/``), in first-seen order:
+    the groups of batches of whole videos, every caption of a video on the same draw."""
+    by_video: dict[str, list[int]] = {}
+    for index, entry in enumerate(entries):
+        by_video.setdefault(entry.key.split("/")[0], []).append(index)
+    return list(by_video.values())
 
 
 def collate_groups(groups: list[list[TrainingClip]]) -> list[TrainingClip]:

@@ -5,7 +5,9 @@ the same SAM 2 video propagation): BEiT-3 on every (frame, caption) pair, the ma
 generator, then SAM 2 from frame 0 forward with its memory bank, multimask output and best-IoU
 selection. The prediction of frame ``t`` is the selected mask's logits upsampled to the SAM 2
 input size ``[S, S]`` (1024 for the released models), after the no-object gate unless the
-object-score loss is on (see :class:`~mpg_sam2.training.losses.LossWeights`).
+object-score loss is on (see :class:`~mpg_sam2.training.losses.LossWeights`). Clips of one video
+drawn together (``TrainConfig.by_video``) share SAM 2's image features, as inference shares them
+among a video's expressions; each still tracks with its own memory.
 
 :class:`TrainingForward` is the ``nn.Module`` that ``DistributedDataParallel`` wraps: its
 ``forward`` returns the loss terms as a dict of tensors.
@@ -27,7 +29,7 @@ from mpg_sam2.training.datasets import TrainingClip
 from mpg_sam2.training.losses import ClipPrediction, LossWeights, lowest_loss_index, referring_loss
 from mpg_sam2.training.click_training import ClickTraining, plan_clicks, sample_corrective_click
 
-__all__ = ["TrainingForward", "predict_clip"]
+__all__ = ["TrainingForward", "frame_sharing_runs", "predict_clip", "predict_shared_frames"]
 
 
 def _frame_logits(heads: HeadsOutput, lowres: torch.Tensor, gated: bool, size: torch.Size) -> torch.Tensor:
@@ -93,6 +95,50 @@ def predict_clip(
                           mask_candidates=candidates if kept else None, predicted_ious=predicted_ious if kept else None)
 
 
+def predict_shared_frames(
+    model: MPGSAM2, clips: list[TrainingClip], autocast_dtype: torch.dtype | None = None, gated: bool = True
+) -> list[ClipPrediction]:
+    """:func:`predict_clip` of each of ``clips``, which show the same frames (one video's captions
+    drawn together, :func:`frame_sharing_runs`): SAM 2's image encoder runs once per frame for all
+    of them and every caption tracks on those features with its own memory, as inference does
+    for a video's expressions. Each prediction equals its clip's own :func:`predict_clip` (no
+    clicks, the inference mask choice); the encoder's gradient sums over the captions."""
+    with model.autocast(autocast_dtype):
+        encoded = [model.encode_expression(c.beit_pixels, c.input_ids, c.attention_mask) for c in clips]
+        # text_similarity_head reads each frame's projected <s> token (SPEC §11).
+        sentence_scores = [model.text_similarity_head(prompts.text_features[:, 0, 0]).float()[:, 0] for prompts, _ in encoded]
+    trackers = [ExpressionTracker(model.sam2, prompts) for prompts, _ in encoded]
+    pixels = clips[0].sam_pixels
+    features = FrameFeatureSource(model.sam2, lambda start, stop: pixels[start:stop], clips[0].num_frames)
+    logits: list[list[torch.Tensor]] = [[] for _ in clips]
+    scores: list[list[torch.Tensor]] = [[] for _ in clips]
+    for frame in propagate(features, trackers, frame_context=lambda: model.autocast(autocast_dtype)):
+        for k, out in enumerate(frame.outputs):
+            heads = out.heads
+            logits[k].append(_frame_logits(heads, heads.lowres_logits_before, gated, clips[k].targets.shape[-2:]))
+            scores[k].append(heads.object_score_logits[0, 0])
+    return [ClipPrediction(logits=torch.stack(logits[k]).float(), object_score_logits=torch.stack(scores[k]).float(),
+                           sentence_scores=sentence_scores[k], prior_logits=prior.prior_logits.float())
+            for k, (_, prior) in enumerate(encoded)]
+
+
+def frame_sharing_runs(clips: list[TrainingClip]) -> list[list[int]]:
+    """Indices of ``clips`` split into runs of neighbours that show the same frames (the same
+    video, frames and augmentation: a group of :class:`~mpg_sam2.training.datasets.ClipGroups`),
+    in order. Pixels are compared, not trusted from the keys: a run shares image features."""
+    runs: list[list[int]] = []
+    for index, clip in enumerate(clips):
+        if runs:
+            first = clips[runs[-1][0]]
+            same = (first.key.split("/")[0] == clip.key.split("/")[0] and first.frame_indices == clip.frame_indices
+                    and first.sam_pixels.shape == clip.sam_pixels.shape and torch.equal(first.sam_pixels, clip.sam_pixels))
+            if same:
+                runs[-1].append(index)
+                continue
+        runs.append([index])
+    return runs
+
+
 class TrainingForward(nn.Module):
     """Wraps the model for training; ``forward(clips, num_valid) -> {"loss", "focal", ...}``.
 
@@ -121,6 +167,17 @@ class TrainingForward(nn.Module):
         device = self.model.device
         clips = [c.to(device) for c in clips]
         choose_by_loss = self.weights if self.weights.mask_choice > 0 else None
-        predictions = [predict_clip(self.model, c, self.autocast_dtype, gated=gated, clicks=self.clicks, choose_by_loss=choose_by_loss)
-                       for c in clips]
+        if self.clicks.enabled or choose_by_loss is not None:
+            # Clicks and the lowest-loss choice are per clip: every clip on its own features.
+            predictions = [predict_clip(self.model, c, self.autocast_dtype, gated=gated, clicks=self.clicks,
+                                        choose_by_loss=choose_by_loss) for c in clips]
+        else:
+            predictions = [None] * len(clips)
+            for run in frame_sharing_runs(clips):
+                if len(run) == 1:
+                    predictions[run[0]] = predict_clip(self.model, clips[run[0]], self.autocast_dtype, gated=gated)
+                    continue
+                shared = predict_shared_frames(self.model, [clips[i] for i in run], self.autocast_dtype, gated=gated)
+                for i, prediction in zip(run, shared):
+                    predictions[i] = prediction
         return referring_loss(predictions, [c.targets for c in clips], self.weights, num_valid).as_dict()

@@ -11,7 +11,7 @@ checkpoints, resume) the same way for every objective.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any, ClassVar, Sequence
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -20,7 +20,6 @@ from mpg_sam2.config import MPGSAM2Config
 from mpg_sam2.model.mpg_sam2 import MPGSAM2
 from mpg_sam2.tokenizer import ReferringTokenizer
 from mpg_sam2.training.bootstrap import RunStart
-from mpg_sam2.training.datasets import ClipEntry
 from mpg_sam2.training.forward import TrainingForward
 from mpg_sam2.training.losses import LossWeights
 from mpg_sam2.training.param_groups import OptimizerSettings, build_optimizer
@@ -59,10 +58,6 @@ class Objective(ABC):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore what :meth:`state_dict` gave, after :meth:`build_optimizer`."""
         raise ValueError(f"the {self.name} objective keeps no state of its own, but the checkpoint has some")
-
-    def groups(self, entries: Sequence[ClipEntry]) -> list[list[int]]:
-        """Entry indices drawn together (same frames and augmentation); default: each alone."""
-        return [[index] for index in range(len(entries))]
 
     @abstractmethod
     def forward_module(self, model: MPGSAM2, autocast_dtype: torch.dtype | None) -> nn.Module:

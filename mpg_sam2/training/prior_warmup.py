@@ -36,7 +36,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -50,7 +50,7 @@ from mpg_sam2.training.attribute_loss import AttributeHead, attribute_loss, attr
 from mpg_sam2.training.augment import AugmentConfig
 from mpg_sam2.training.caption_loss import CaptionHead, caption_loss, caption_targets
 from mpg_sam2.training.cli import conv_stem_widths
-from mpg_sam2.training.datasets import FRAME_SAMPLINGS, ClipDataset, ClipEntry, TrainingClip, load_entries
+from mpg_sam2.training.datasets import FRAME_SAMPLINGS, ClipDataset, TrainingClip, load_entries
 from mpg_sam2.training.losses import mask_prior_loss
 from mpg_sam2.training.motion_loss import MotionHead, has_objects, motion_loss, motion_targets
 from mpg_sam2.training.objectives import Objective
@@ -72,6 +72,7 @@ WARMUP_DEFAULTS: dict[str, Any] = {
     "log_every": 100,
     "device": "cpu",
     "precision": "fp32",
+    "by_video": True,
 }
 
 
@@ -210,10 +211,10 @@ class PriorForward(nn.Module):
 class PriorObjective(Objective):
     """BEiT-3 and the mask prior generator on the prior loss, one AdamW group.
 
-    ``by_video``: batches of whole videos, every expression of a video on the same frames and
-    augmentation (``batch_size`` then counts videos). A prior that ignores the caption then fits
-    at most one of them, and the pairs' differences are a low-noise signal for the text; without
-    it the network learns to ignore the text before it learns to read it.
+    Trained in batches of whole videos (``TrainConfig.by_video``, on in :data:`WARMUP_DEFAULTS`),
+    a prior that ignores the caption fits at most one of a video's expressions, and their
+    differences are a low-noise signal for the text; without them the network learns to ignore
+    the text before it learns to read it.
 
     ``attribute_loss`` > 0 adds that times the per-patch attribute loss
     (:mod:`mpg_sam2.training.attribute_loss`, synthetic data only), ``caption_loss`` > 0 that times
@@ -226,15 +227,13 @@ class PriorObjective(Objective):
 
     name = "prior"
 
-    def __init__(self, by_video: bool = True, attribute_loss: float = 0.0, caption_loss: float = 0.0,
-                 motion_loss: float = 0.0) -> None:
+    def __init__(self, attribute_loss: float = 0.0, caption_loss: float = 0.0, motion_loss: float = 0.0) -> None:
         if attribute_loss < 0:
             raise ValueError(f"--attribute-loss must be at least 0, got {attribute_loss}")
         if caption_loss < 0:
             raise ValueError(f"--caption-loss must be at least 0, got {caption_loss}")
         if motion_loss < 0:
             raise ValueError(f"--motion-loss must be at least 0, got {motion_loss}")
-        self.by_video = by_video
         self.attribute_weight = attribute_loss
         self.caption_weight = caption_loss
         self.motion_weight = motion_loss
@@ -280,14 +279,6 @@ class PriorObjective(Objective):
         for name, head in self._heads().items():
             head.load_state_dict(state[name])
 
-    def groups(self, entries: Sequence[ClipEntry]) -> list[list[int]]:
-        if not self.by_video:
-            return super().groups(entries)
-        by_video: dict[str, list[int]] = {}
-        for index, entry in enumerate(entries):
-            by_video.setdefault(entry.key.split("/")[0], []).append(index)
-        return list(by_video.values())
-
     def forward_module(self, model: MPGSAM2, autocast_dtype: torch.dtype | None) -> nn.Module:
         return PriorForward(model, autocast_dtype, self.attribute_head, self.attribute_weight, self.caption_head,
                             self.caption_weight, self.motion_head, self.motion_weight)
@@ -309,18 +300,18 @@ class PriorObjective(Objective):
         return f"validation prior IoU {scores['prior_iou']:.3f}, caption effect {scores['caption_effect']:.4f}"
 
     def summary(self, config: TrainConfig) -> str:
-        unit = "whole videos" if self.by_video else "expressions"
+        unit = "whole videos" if config.by_video else "expressions"
         loss = ("the prior loss" + (f" + {self.attribute_weight:g} x the attribute loss" if self.attribute_weight > 0 else "")
                 + (f" + {self.caption_weight:g} x the caption loss" if self.caption_weight > 0 else "")
                 + (f" + {self.motion_weight:g} x the motion loss" if self.motion_weight > 0 else ""))
         return f"batches of {unit}, BEiT-3 + mask prior generator on {loss}, lr {config.base_lr:g}"
 
     def training_args(self, config: TrainConfig) -> dict[str, Any]:
-        return {**config.to_json(), "by_video": self.by_video, "attribute_loss": self.attribute_weight,
+        return {**config.to_json(), "attribute_loss": self.attribute_weight,
                 "caption_loss": self.caption_weight, "motion_loss": self.motion_weight}
 
 
-def warm_up_prior(data: str | Path, out: str | Path, *, by_video: bool = True, attribute_loss: float = 0.0,
+def warm_up_prior(data: str | Path, out: str | Path, *, attribute_loss: float = 0.0,
                   caption_loss: float = 0.0, motion_loss: float = 0.0, log: Callable[[str], None] | None = None,
                   **settings: Any) -> Path:
     """Train BEiT-3 + the mask prior generator; returns the checkpoint folder (``out``/step-NNNNNN).
@@ -337,7 +328,7 @@ def warm_up_prior(data: str | Path, out: str | Path, *, by_video: bool = True, a
         # give other ids.
         raise ValueError(f"{init_from} has no tokenizer files; a warm-up continues only from a full checkpoint")
     config = TrainConfig(data=Path(data), out=Path(out), **{**WARMUP_DEFAULTS, **settings})
-    return train(config, log, PriorObjective(by_video, attribute_loss, caption_loss, motion_loss)).checkpoint
+    return train(config, log, PriorObjective(attribute_loss, caption_loss, motion_loss)).checkpoint
 
 
 def build_parser() -> argparse.ArgumentParser:

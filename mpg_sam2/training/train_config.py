@@ -74,6 +74,11 @@ class TrainConfig:
     # How a clip's frames are drawn from its video (datasets.FRAME_SAMPLINGS): "window" (one
     # random stride and start, the authors' kind) or "span" (first and last frame always).
     frame_sampling: str = "window"
+    # Batches of whole videos: every caption of a video on the same frames and augmentation
+    # (batch_size then counts videos); the full training computes SAM 2's image features once
+    # per frame for all of them. False: the authors' one clip per expression. The prior
+    # warm-up's default is True (prior_warmup.WARMUP_DEFAULTS).
+    by_video: bool = False
     resume: Path | None = None
     init_from: Path | None = None  # model weights of a checkpoint directory (e.g. pre-training)
     # "default": every module's own initialisation; "small": a random start's BEiT-3 embeddings

@@ -35,7 +35,7 @@ from mpg_sam2.training.checkpointing import (
     prune_checkpoints,
     save_checkpoint,
 )
-from mpg_sam2.training.datasets import ClipDataset, ClipGroups, TrainingClip, collate_groups, load_entries
+from mpg_sam2.training.datasets import ClipDataset, ClipGroups, TrainingClip, collate_groups, load_entries, video_groups
 from mpg_sam2.training.distributed import ShardedStream, setup_distributed, teardown_distributed
 from mpg_sam2.training.losses import num_valid_frames
 from mpg_sam2.training.lr_schedule import lr_factor
@@ -97,6 +97,12 @@ class Trainer:
             if previous != self.objective.name:
                 raise ValueError(f"{start.resume_dir} was trained on the {previous} objective, not {self.objective.name}; "
                                  "resume it with the command that started it, or start from its weights with --init-from")
+            # Its data stream counts batches of videos or of expressions: the other kind would
+            # continue at another place in the data.
+            if start.previous_args.get("by_video", False) != self.config.by_video:
+                kind = "whole videos" if start.previous_args.get("by_video", False) else "single expressions"
+                raise ValueError(f"{start.resume_dir} was trained in batches of {kind}; resume it with the same "
+                                 "by_video setting (--by-video), or start from its weights with --init-from")
         self.notes += self.objective.prepare(self.config, start)
         self.model.to(self.device).train()
 
@@ -131,7 +137,9 @@ class Trainer:
             max_tokens=min(512, model_config.beit3.max_text_tokens), label_grid=self.objective.label_grid(model_config),
             frame_sampling=config.frame_sampling,
         )
-        self.dataset = ClipGroups(clips, self.objective.groups(entries))
+        # Whole videos: every caption of a video on the same draw (batch_size counts videos).
+        groups = video_groups(entries) if config.by_video else [[index] for index in range(len(entries))]
+        self.dataset = ClipGroups(clips, groups)
         self.num_entries = len(entries)
         if config.val_every > 0 and self.context.is_main:
             note = self.objective.load_validation(config, self.tokenizer, model_config)
@@ -209,7 +217,8 @@ class Trainer:
             f"training {config.preset if config.init_from is None else config.init_from} on {config.dataset} "
             f"({self.num_entries} expressions) for {config.steps} steps on {self.device}"
             f"{f' x{self.context.world_size}' if self.context.enabled else ''}, "
-            f"batch {config.batch_size} x accumulate {config.accumulate}, {config.frames} frames, "
+            f"batch {config.batch_size}{' videos' if config.by_video else ''} x accumulate {config.accumulate}, "
+            f"{config.frames} frames, "
             f"{self.objective.summary(config)}"
         )
         for note in self.notes:
