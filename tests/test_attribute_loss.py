@@ -114,9 +114,21 @@ def test_a_group_decodes_each_file_once_and_gives_the_same_clips(synthetic_root,
     alone = [clips[(i, 5)] for i in group]
     assert len(decoded) == len(group) * 3 * 3  # each clip: 3 frames, and each label map twice (targets, then labels)
     decoded.clear()
+    resized = []
+    real_views = datasets.encoder_views
+    monkeypatch.setattr(datasets, "encoder_views", lambda frames, *sizes: resized.append(frames) or real_views(frames, *sizes))
     together = ClipGroups(clips, [group])[(0, 5)]
     assert len(decoded) == 3 * 2 == len(set(decoded))  # the video's 3 frames and their 3 label maps, once
-    assert clips._decoded is None  # nothing kept after the group
+    assert clips._decoded is None and clips._views is None  # nothing kept after the group
+    # One resize per distinct set of frames (a crop follows its caption's target, so cropped
+    # clips may differ), shared by the clips that show it.
+    distinct = []
+    for clip in together:
+        if not any(torch.equal(clip.beit_pixels, seen.beit_pixels) for seen in distinct):
+            distinct.append(clip)
+        else:
+            assert any(clip.beit_pixels is seen.beit_pixels and clip.sam_pixels is seen.sam_pixels for seen in distinct)
+    assert len(resized) == len(distinct) < len(group)
     for a, b in zip(alone, together):
         assert a.key == b.key and a.frame_indices == b.frame_indices and a.augmentations == b.augmentations
         for name in ("sam_pixels", "beit_pixels", "targets", "object_labels", "input_ids"):

@@ -239,22 +239,28 @@ class ClipDataset(torch.utils.data.Dataset):
         self.max_stride = max_stride
         self.label_grid = label_grid
         self.frame_sampling = frame_sampling
-        # Decoded frame JPEGs and label PNGs by path, while sharing_files() is on.
+        # While sharing_within_group() is on: decoded frame JPEGs and label PNGs by path, and
+        # (augmented frames uint8 [T, H, W, 3], their encoder views) pairs.
         self._decoded: dict[Path, np.ndarray] | None = None
+        self._views: list[tuple[np.ndarray, tuple[torch.Tensor, torch.Tensor]]] | None = None
 
     def __len__(self) -> int:
         return len(self.entries)
 
     @contextlib.contextmanager
-    def sharing_files(self) -> Iterator[None]:
-        """Within the block every frame JPEG and label PNG is decoded once: the clips of a group
-        (a video's expressions, drawn alike) read the same files, and decoding them took about a
-        third of the prior warm-up's data time. The clips are the same either way."""
-        self._decoded = {}
+    def sharing_within_group(self) -> Iterator[None]:
+        """Within the block every frame JPEG and label PNG is decoded once, and every distinct
+        set of augmented frames is resized for the two encoders once. The clips of a group (a
+        video's expressions, drawn alike) read the same files and show the same frames unless a
+        crop, which follows each caption's target, made them differ. Decoding took about a third
+        of the prior warm-up's data time, and the encoder views about half of what was left.
+        The clips are the same either way; those that show the same frames share their pixel
+        tensors."""
+        self._decoded, self._views = {}, []
         try:
             yield
         finally:
-            self._decoded = None
+            self._decoded, self._views = None, None
 
     def _read(self, path: Path, read: Callable[[], np.ndarray]) -> np.ndarray:
         if self._decoded is None:
@@ -269,6 +275,17 @@ class ClipDataset(torch.utils.data.Dataset):
 
     def _labels(self, entry: ClipEntry, index: int) -> np.ndarray:
         return self._read(entry.masks.paths[index], lambda: entry.load_labels(index))
+
+    def _encoder_views(self, frames: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        """:func:`encoder_views` of ``frames``, reused for equal frames within a group."""
+        if self._views is None:
+            return encoder_views(frames, self.sam_size, self.beit_size)
+        for seen, views in self._views:
+            if seen.shape == frames.shape and np.array_equal(seen, frames):
+                return views
+        views = encoder_views(frames, self.sam_size, self.beit_size)
+        self._views.append((frames, views))
+        return views
 
     def _mask(self, entry: ClipEntry, index: int) -> np.ndarray:
         if isinstance(entry.masks, PaletteMaskSource):
@@ -289,7 +306,7 @@ class ClipDataset(torch.utils.data.Dataset):
             raise ValueError(f"{entry.key}: masks {masks.shape} and frames {frames.shape[:3]} differ in size")
         labels = None if self.label_grid is None else np.stack([self._labels(entry, i) for i in indices])
         clip = augment_clip(frames, masks, entry.text, rng, self.augment, labels=labels)
-        sam, beit = encoder_views(clip.frames, self.sam_size, self.beit_size)
+        sam, beit = self._encoder_views(clip.frames)
         tokens = self.tokenizer.encode(clip.text, max_length=self.max_tokens)
         return TrainingClip(
             key=entry.key,
@@ -333,7 +350,7 @@ class ClipGroups(torch.utils.data.Dataset):
 
     def __getitem__(self, key: tuple[int, int]) -> list[TrainingClip]:
         group, draw = key
-        with self.clips.sharing_files():
+        with self.clips.sharing_within_group():
             return [self.clips[(index, draw)] for index in self.groups[group]]
 
 
