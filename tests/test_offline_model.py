@@ -398,6 +398,12 @@ def test_a_failing_parallel_run_stops_the_build_and_names_the_run(tmp_path, monk
     with pytest.raises(RuntimeError, match=r"training .*run-(a|b) failed \(exit code 1"):
         offline_model._train_all(jobs)
     assert not multiprocessing.active_children()
+    # One run leaves a place free: the tail scorings start there, waiting for a checkpoint that
+    # never comes, and stop with the run.
+    tail = [offline_model._ScoreJob(tmp_path / "run-a" / "step-000001", tmp_path / "data", "valid", split="valid")]
+    with pytest.raises(RuntimeError, match=r"training .*run-a failed"):
+        offline_model._train_all(jobs[:1], tail)
+    assert not multiprocessing.active_children()
 
 
 def test_the_main_run_is_the_full_row_only_with_a_constant_learning_rate(tmp_path, monkeypatch):
@@ -427,6 +433,38 @@ def test_scorings_run_in_worker_processes_and_a_failing_one_stops_them(tmp_path,
         offline_model._score_all(jobs)
     assert not multiprocessing.active_children()
     assert not any(path.name.startswith(("expressions_", "scores_", ".expressions_")) for path in tmp_path.rglob("*"))
+
+
+def test_tail_scorings_wait_for_each_checkpoint_and_skip_what_is_scored(tmp_path, monkeypatch):
+    """Beside the last training run, each scoring starts once its checkpoint is complete (its
+    training state written last), in the order given; one already cached is not run again, and
+    one that fails is reported and left to the build."""
+    import os
+    import threading
+
+    from mpg_sam2.training.checkpointing import TRAINING_STATE_FILE
+
+    monkeypatch.setattr(offline_model, "TAIL_POLL_SECONDS", 0.01)
+    jobs = [offline_model._ScoreJob(tmp_path / name, tmp_path / "data", "valid", split="valid")
+            for name in ("step-000002", "step-000001", "scored", "broken")]
+    for job in jobs:
+        job.checkpoint.mkdir()
+    for name in ("step-000001", "scored", "broken"):
+        (tmp_path / name / TRAINING_STATE_FILE).touch()
+    jobs[2].cache().write_text("[]")
+    ran = []
+
+    def run(job):
+        ran.append(job.checkpoint.name)
+        if job.checkpoint.name == "broken":
+            raise RuntimeError("no weights")
+        if job.checkpoint.name == "step-000001":
+            # The later checkpoint is saved while the earlier one is scored.
+            threading.Timer(0.05, (tmp_path / "step-000002" / TRAINING_STATE_FILE).touch).start()
+
+    monkeypatch.setattr(offline_model._ScoreJob, "run", run)
+    offline_model._score_in_tail(os.getpid(), jobs)
+    assert ran == ["step-000001", "broken", "step-000002"]
 
 
 def test_the_readout_is_the_best_on_the_validation_split_and_the_first_listed_on_a_tie(tmp_path, monkeypatch):

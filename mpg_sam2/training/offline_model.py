@@ -37,7 +37,9 @@
 
 Training runs go on :data:`~mpg_sam2.training.offline_recipe.PARALLEL_RUNS` at a time, one
 thread and one process each (the main run first, the ablation runs beside it); so do the
-scorings of a split, in as many worker processes. Every stage
+scorings of a split, in as many worker processes. When the ablation runs are done, the main
+run's checkpoints (on the validation split) and the ablation runs (on the test split) are
+scored beside it as they become ready. Every stage
 resumes: runs continue from their newest checkpoint, finished runs (and a finished warm-up)
 are not touched, so rerunning the command after an interruption (or to only rewrite the card)
 is cheap. A warm-up stage saves every :data:`WARMUP_SAVE_EVERY` steps and an interrupted one
@@ -184,23 +186,31 @@ def _train(data: Path, run: Path, steps: int, no_mask_prior: bool, no_aggregator
     return checkpoint
 
 
-def _train_all(jobs: list[tuple]) -> None:
+def _train_all(jobs: list[tuple], tail: list[_ScoreJob] | tuple = ()) -> None:
     """Run :func:`_train` for every ``jobs`` entry (its arguments), recipe.PARALLEL_RUNS at a
     time, each in a fresh process, in the order given; finished runs cost nothing. The first
     run that fails stops the others (they resume on the next call) and raises; so does Ctrl-C.
     A worker also stops by itself when this process dies, so a killed build leaves no run
-    writing into its folder."""
+    writing into its folder.
+
+    Once every run has started and a worker's place is free (the main run goes on alone after
+    the shorter ablation runs), the ``tail`` scorings go on there (:func:`_score_in_tail`), each
+    as soon as its checkpoint is complete, until the last run ends; the build scores whatever
+    is left afterwards and reads the rest from the caches."""
     import multiprocessing
     from multiprocessing.connection import wait
 
     pending = [job for job in jobs if _step_of(job[1]) < job[2]]
-    if len(pending) <= 1 or recipe.PARALLEL_RUNS <= 1:
+    if not pending:
+        return
+    if recipe.PARALLEL_RUNS <= 1 or (len(pending) == 1 and not tail):
         for job in pending:
             _train(*job)
         return
     # spawn: a forked copy of a process that has run torch's thread pools can hang.
     context = multiprocessing.get_context("spawn")
     running: dict[int, tuple] = {}  # process sentinel -> (process, job)
+    scoring = None  # the process of the tail scorings
     try:
         while pending or running:
             while pending and len(running) < recipe.PARALLEL_RUNS:
@@ -208,6 +218,10 @@ def _train_all(jobs: list[tuple]) -> None:
                 process = context.Process(target=_train_in_worker, args=(os.getpid(), job), name=f"train {job[1].name}")
                 process.start()
                 running[process.sentinel] = (process, job)
+            if tail and scoring is None and not pending and len(running) < recipe.PARALLEL_RUNS:
+                scoring = context.Process(target=_score_in_tail, args=(os.getpid(), list(tail), _recipe_values()),
+                                          name="score in the tail")
+                scoring.start()
             for sentinel in wait(list(running)):
                 process, job = running.pop(sentinel)
                 process.join()
@@ -215,14 +229,17 @@ def _train_all(jobs: list[tuple]) -> None:
                     raise RuntimeError(f"training {job[1]} failed (exit code {process.exitcode}; its error is printed "
                                        "above); rerun the command to resume every run")
     finally:
-        for process, _ in running.values():
+        # The tail scorings stop with the last run: a scoring cut short left no cache (they are
+        # written whole), and the build does it afterwards.
+        stopping = [process for process, _ in running.values()] + ([scoring] if scoring is not None else [])
+        for process in stopping:
             process.terminate()
-        for process, _ in running.values():
+        for process in stopping:
             process.join()
 
 
-def _train_in_worker(parent: int, job: tuple) -> None:
-    """A worker process of :func:`_train_all`: train, and exit as soon as ``parent`` is gone."""
+def _exit_with_parent(parent: int) -> None:
+    """In a worker process: exit as soon as process ``parent`` is gone."""
     import threading
 
     def watch() -> None:
@@ -231,7 +248,41 @@ def _train_in_worker(parent: int, job: tuple) -> None:
         os._exit(1)
 
     threading.Thread(target=watch, daemon=True).start()
+
+
+def _train_in_worker(parent: int, job: tuple) -> None:
+    """A worker process of :func:`_train_all`: train, and exit as soon as ``parent`` is gone."""
+    _exit_with_parent(parent)
     _train(*job)
+
+
+# How often the tail scorings look for the next complete checkpoint.
+TAIL_POLL_SECONDS = 10.0
+
+
+def _score_in_tail(parent: int, jobs: list[_ScoreJob], recipe_values: dict | None = None) -> None:
+    """The worker process of :func:`_train_all`'s tail scorings, one thread: runs the first of
+    ``jobs`` whose checkpoint is complete and whose cache is empty, again and again, waiting for
+    checkpoints still being trained, until none is left; exits as soon as ``parent`` is gone.
+    A scoring that fails is reported and left to the build, which raises its error.
+    ``recipe_values`` (:func:`_recipe_values` of the build) are set in the worker, with one
+    thread; None runs in the calling process as it is."""
+    from mpg_sam2.training.checkpointing import TRAINING_STATE_FILE
+
+    if recipe_values is not None:
+        _start_scoring_worker(recipe_values)
+        _exit_with_parent(parent)
+    left = [job for job in jobs if not job.cache().is_file()]
+    while left:
+        ready = next((job for job in left if (job.checkpoint / TRAINING_STATE_FILE).is_file()), None)
+        if ready is None:
+            time.sleep(TAIL_POLL_SECONDS)
+            continue
+        left.remove(ready)
+        try:
+            ready.run()
+        except Exception as error:  # noqa: BLE001 -- the build scores it again and raises
+            print(f"scoring {ready.checkpoint} ({ready.name}) beside the training failed; the build retries it: {error}", flush=True)
 
 
 def _ablation_run(work: Path, name: str, seed: int) -> Path:
@@ -362,15 +413,19 @@ def _score_all(jobs: list[_ScoreJob]) -> None:
     import multiprocessing
 
     # spawn, as for the training runs; the workers get this process's recipe (a test may change it).
-    recipe_values = {name: getattr(recipe, name) for name in recipe.__all__}
     with ProcessPoolExecutor(min(recipe.PARALLEL_RUNS, len(pending)), mp_context=multiprocessing.get_context("spawn"),
-                             initializer=_start_scoring_worker, initargs=(recipe_values,)) as pool:
+                             initializer=_start_scoring_worker, initargs=(_recipe_values(),)) as pool:
         futures = [pool.submit(job.run) for job in pending]
         done, _ = wait(futures, return_when=FIRST_EXCEPTION)
         for future in done:
             if future.exception() is not None:
                 pool.shutdown(cancel_futures=True)
                 raise future.exception()
+
+
+def _recipe_values() -> dict:
+    """This process's recipe, for a worker process (a test may have changed it)."""
+    return {name: getattr(recipe, name) for name in recipe.__all__}
 
 
 def _start_scoring_worker(recipe_values: dict) -> None:
@@ -444,7 +499,15 @@ def build_offline_model(
                 run = _ablation_run(work, name, seed)
                 if run != work / "main":
                     jobs.append((data, run, ablation_steps, no_prior, no_agg, warm, {**recipe.RECIPE, "seed": seed}))
-    _train_all(jobs)
+    ablation_checkpoints = {name: {seed: _ablation_run(work, name, seed) / checkpoint_name(ablation_steps) for seed in recipe.ABLATION_SEEDS}
+                            for name in recipe.ABLATIONS} if ablation_steps is not None else {}
+    # Scored while the main run goes on alone: its checkpoints on the validation split, as each
+    # is saved, then the ablation runs on the test split.
+    save_every = recipe.RECIPE.get("save_every") or steps
+    main_steps = sorted({*range(save_every, steps + 1, save_every), steps})
+    tail = [_ScoreJob(work / "main" / checkpoint_name(step), data, "valid", split="valid") for step in main_steps]
+    tail += [_ScoreJob(checkpoint, data, "test") for row in ablation_checkpoints.values() for checkpoint in row.values()]
+    _train_all(jobs, tail)
     selected, validation = _select_checkpoint(data, work / "main", steps)
     final = before_clicks = work / "main" / checkpoint_name(selected)
     if click_steps:
@@ -453,8 +516,6 @@ def build_offline_model(
     own_masks_differ = any(readout.values())
     regression_clips = regression_dataset(work / "regression")
     held_out_clips = {seed: _test_split(work / f"held_out-seed{seed}", seed, recipe.HELD_OUT["test"]) for seed in recipe.HELD_OUT["seeds"]}
-    ablation_checkpoints = {name: {seed: _ablation_run(work, name, seed) / checkpoint_name(ablation_steps) for seed in recipe.ABLATION_SEEDS}
-                            for name in recipe.ABLATIONS} if ablation_steps is not None else {}
     # Every scoring at once, the slowest first (the clicks segment the split four times).
     jobs = [_ScoreJob(final, data, "test", readout=readout, clicks=True), _ScoreJob(final, data, "test", readout=readout)]
     if click_steps:
